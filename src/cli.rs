@@ -1,0 +1,284 @@
+//! The command line (clap derive). Option names follow cargo and cargo-espflash;
+//! the README maps espota.py's options onto them.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::emulator::{FaultSpec, Flavor};
+use crate::protocol::AuthMode;
+use crate::report::MessageFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo-ota",
+    bin_name = "cargo ota",
+    version,
+    about = "Update ESP32/ESP8266 devices over Wi-Fi with the ArduinoOTA protocol",
+    after_help = "Exit codes: 0 ok, 1 some uploads failed, 2 usage/config, 3 build, 4 image, \
+5 no answer, 6 auth, 7 no connect-back, 8 transfer, 9 device error, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Push a prebuilt image (.bin) to a device, like espota.py.
+    Upload(UploadArgs),
+    /// Run an emulated device on this host (for tests and trying things out).
+    Emulate(EmulateArgs),
+    /// The whole job with no hardware: an emulated device, a sample image, the
+    /// full handshake and transfer, and the device's verdict.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// How to print results.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human, value_name = "FMT")]
+    pub message_format: MessageFormat,
+    /// Print only errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print every step of the handshake.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeviceArgs {
+    /// The device: IP address or host name.
+    #[arg(long, value_name = "HOST")]
+    pub host: String,
+    /// The device's OTA UDP port (ESP32: 3232, ESP8266: 8266).
+    #[arg(long, default_value_t = 3232, value_name = "PORT")]
+    pub port: u16,
+    /// Local address the device connects back to [default: the one that routes
+    /// to the device].
+    #[arg(long, value_name = "IP")]
+    pub host_ip: Option<IpAddr>,
+    /// Local TCP port the device connects back to [default: any free port]. Pin
+    /// it to open a single firewall rule.
+    #[arg(long, value_name = "PORT")]
+    pub host_port: Option<u16>,
+}
+
+/// Auth choices as the command line spells them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuthArg {
+    /// By the device's challenge; SHA-256 devices fall back to an MD5-hashed password.
+    Auto,
+    /// Legacy MD5 digest (ESP8266, arduino-esp32 <= 3.3.0).
+    Md5,
+    /// PBKDF2-HMAC-SHA256 (arduino-esp32 >= 3.3.1).
+    Sha256,
+    /// PBKDF2-HMAC-SHA256 with an MD5-hashed password (espota's -m).
+    #[value(name = "sha256-md5")]
+    Sha256Md5,
+}
+
+impl From<AuthArg> for AuthMode {
+    fn from(a: AuthArg) -> Self {
+        match a {
+            AuthArg::Auto => AuthMode::Auto,
+            AuthArg::Md5 => AuthMode::Md5,
+            AuthArg::Sha256 => AuthMode::Sha256,
+            AuthArg::Sha256Md5 => AuthMode::Sha256Md5,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AuthArgs {
+    /// Environment variable holding the OTA password.
+    #[arg(long, default_value = "CARGO_OTA_PASSWORD", value_name = "VAR")]
+    pub password_env: String,
+    /// The OTA password itself. Visible to other local users in the process list:
+    /// prefer --password-env.
+    #[arg(long, value_name = "PASSWORD", hide_default_value = true)]
+    pub password: Option<String>,
+    /// Authentication scheme.
+    #[arg(long, value_enum, default_value_t = AuthArg::Auto)]
+    pub auth: AuthArg,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// Longest wait in seconds for any step: a reply, the connect-back, progress.
+    #[arg(long, default_value = "10", value_parser = parse_secs, value_name = "SECS")]
+    pub timeout: Duration,
+    /// Invitations re-sent when the device does not answer.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub retries: u32,
+}
+
+#[derive(Debug, Args)]
+#[command(args_override_self = true)]
+pub struct UploadArgs {
+    /// The image to send (an app .bin, or a filesystem image with --fs).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Send a filesystem image (SPIFFS/LittleFS partition, command 100).
+    #[arg(long)]
+    pub fs: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub session: SessionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EmulateArgs {
+    /// Which core's OTA to behave like.
+    #[arg(long, value_enum, default_value_t = FlavorArg::Esp32)]
+    pub flavor: FlavorArg,
+    /// Address to listen on (UDP).
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    pub bind: IpAddr,
+    /// UDP port; 0 picks a free one [default: 3232, or 8266 for esp8266]. The first
+    /// line on stdout says the bound address.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// OTA password.
+    #[arg(long, value_name = "PASSWORD")]
+    pub password: Option<String>,
+    /// Read the OTA password from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "password")]
+    pub password_env: Option<String>,
+    /// esp32 flavor: store the MD5 hash of the password, like a sketch calling
+    /// setPasswordHash with an MD5 hash.
+    #[arg(long)]
+    pub md5_password_hash: bool,
+    /// Write each accepted image into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Exit after the first successful update (like a device rebooting).
+    #[arg(long)]
+    pub once: bool,
+    /// Size of the OTA partition (bytes; 0x hex or a K/M suffix allowed).
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub partition_size: Option<u32>,
+    /// The chip images must be built for (e.g. esp32c3) [default: any ESP32-family].
+    #[arg(long, value_name = "CHIP")]
+    pub chip: Option<String>,
+    /// ESP32 receive timeout in ms (ArduinoOTA.setTimeout).
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub rx_timeout_ms: u64,
+    /// Link model: round-trip time in ms.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub link_rtt_ms: u64,
+    /// Link model: the device's TCP receive window in bytes.
+    #[arg(long, default_value_t = 5760, value_name = "BYTES")]
+    pub link_window: usize,
+    /// Link model: flash write rate in bytes per second [default: unlimited].
+    #[arg(long, value_name = "BYTES_PER_SEC")]
+    pub flash_rate: Option<u64>,
+    /// Inject a fault (repeatable): drop-invitations=N, drop-auth-reply, drop-ok,
+    /// dup-replies, udp-loss=PCT, no-connect-back, stall-after=BYTES,
+    /// close-after=BYTES, reset-after=BYTES, corrupt, error-at-end=TEXT, glue-ok, busy.
+    #[arg(long = "fault", value_name = "FAULT")]
+    pub faults: Vec<FaultSpec>,
+    /// Print only the JSON lines (no log on stderr).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FlavorArg {
+    /// arduino-esp32 >= 3.3.1 (PBKDF2-SHA256 auth).
+    Esp32,
+    /// arduino-esp32 <= 3.3.0 (MD5 auth).
+    #[value(name = "esp32-md5")]
+    Esp32Md5,
+    /// esp8266/Arduino.
+    Esp8266,
+}
+
+impl From<FlavorArg> for Flavor {
+    fn from(f: FlavorArg) -> Self {
+        match f {
+            FlavorArg::Esp32 => Flavor::Esp32,
+            FlavorArg::Esp32Md5 => Flavor::Esp32Md5,
+            FlavorArg::Esp8266 => Flavor::Esp8266,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Which core the emulated device behaves like.
+    #[arg(long, value_enum, default_value_t = FlavorArg::Esp32)]
+    pub flavor: FlavorArg,
+    /// Size of the sample image in KiB.
+    #[arg(long, default_value_t = 512, value_name = "KIB")]
+    pub size_kib: usize,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Seconds, fractions allowed: `10`, `0.5`.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(v > 0.0 && v <= 86_400.0) {
+        return Err(format!(
+            "`{s}`: give a number of seconds above 0 (at most 86400)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// A byte size: `1572864`, `0x180000`, `1536k`, `1.5m` (K and M are binary).
+pub fn parse_size(s: &str) -> Result<u32, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let bad = || format!("`{s}` is not a size (examples: 1572864, 0x180000, 1536k, 1.5m)");
+    let value: f64 = if let Some(hex) = t.strip_prefix("0x") {
+        u64::from_str_radix(hex, 16).map_err(|_| bad())? as f64
+    } else {
+        let (num, mult) = match t.trim_end_matches('b').trim_end_matches('i') {
+            x if x.ends_with('k') => (&x[..x.len() - 1], 1024.0),
+            x if x.ends_with('m') => (&x[..x.len() - 1], 1024.0 * 1024.0),
+            x => (x, 1.0),
+        };
+        num.trim().parse::<f64>().map_err(|_| bad())? * mult
+    };
+    if !(0.0..=u32::MAX as f64).contains(&value) || value.fract() != 0.0 {
+        return Err(bad());
+    }
+    Ok(value as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_and_seconds() {
+        assert_eq!(parse_size("1572864"), Ok(1_572_864));
+        assert_eq!(parse_size("0x180000"), Ok(0x180000));
+        assert_eq!(parse_size("1536k"), Ok(1536 * 1024));
+        assert_eq!(parse_size("1.5M"), Ok(1_572_864));
+        assert_eq!(parse_size("1536KiB"), Ok(1536 * 1024));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("-1").is_err());
+        assert_eq!(parse_secs("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_secs("0").is_err());
+        assert!(parse_secs("x").is_err());
+    }
+}

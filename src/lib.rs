@@ -1,0 +1,12 @@
+//! cargo-ota: build esp-rs firmware and update ESP devices over Wi-Fi with the
+//! ArduinoOTA protocol. See the README for the command line.
+
+pub mod appimage;
+pub mod cli;
+pub mod commands;
+pub mod device;
+pub mod emulator;
+pub mod error;
+pub mod protocol;
+pub mod report;
+pub mod upload;

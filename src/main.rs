@@ -1,0 +1,11 @@
+use clap::Parser;
+
+fn main() {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `cargo ota ...` runs `cargo-ota ota ...`.
+    if args.get(1).is_some_and(|a| a == "ota") {
+        args.remove(1);
+    }
+    let cli = cargo_ota::cli::Cli::parse_from(args);
+    std::process::exit(cargo_ota::commands::run(cli));
+}

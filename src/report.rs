@@ -1,0 +1,298 @@
+//! The only place that prints: cargo-style status lines and progress bars on
+//! stderr, or JSON lines on stdout (`--message-format json`).
+
+use std::fmt::Display;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::error::{Error, UploadError};
+use crate::protocol::Command;
+use crate::upload::{Event, Outcome, Target};
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MessageFormat {
+    /// Status lines and progress bars on stderr.
+    #[default]
+    Human,
+    /// One JSON object per line on stdout (nothing else on stdout).
+    Json,
+}
+
+pub struct Reporter {
+    format: MessageFormat,
+    quiet: bool,
+    verbose: bool,
+    color: bool,
+    bars: bool,
+    multi: MultiProgress,
+}
+
+impl Reporter {
+    pub fn new(format: MessageFormat, quiet: bool, verbose: bool) -> Self {
+        let term = std::io::stderr().is_terminal();
+        let bars = term && format == MessageFormat::Human && !quiet;
+        let multi = MultiProgress::with_draw_target(if bars {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        Reporter {
+            format,
+            quiet,
+            verbose,
+            color: term && std::env::var_os("NO_COLOR").is_none(),
+            bars,
+            multi,
+        }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == MessageFormat::Json
+    }
+
+    fn eprint(&self, line: String) {
+        self.multi.suspend(|| {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        });
+    }
+
+    fn verb(&self, verb: &str, style: &str) -> String {
+        if self.color {
+            format!("\x1b[{style}m{verb:>12}\x1b[0m")
+        } else {
+            format!("{verb:>12}")
+        }
+    }
+
+    /// A cargo-style status line: `   Uploading foo.bin to ...`.
+    pub fn status(&self, verb: &str, message: impl Display) {
+        if !self.quiet && !self.is_json() {
+            self.eprint(format!("{} {message}", self.verb(verb, "1;32")));
+        }
+    }
+
+    /// A status line shown only with `-v`.
+    pub fn detail(&self, verb: &str, message: impl Display) {
+        if self.verbose {
+            self.status(verb, message);
+        }
+    }
+
+    /// Warnings go to stderr in every format, unless `-q`.
+    pub fn warn(&self, message: impl Display) {
+        if !self.quiet {
+            let label = if self.color {
+                "\x1b[1;33mwarning\x1b[0m"
+            } else {
+                "warning"
+            };
+            self.eprint(format!("{label}: {message}"));
+        }
+    }
+
+    /// The final error, always shown (stderr), with its hint.
+    pub fn error(&self, err: &Error) {
+        let label = if self.color {
+            "\x1b[1;31merror\x1b[0m"
+        } else {
+            "error"
+        };
+        let mut text = format!("{label}: {err}");
+        if let Some(hint) = err.hint() {
+            text.push_str(&format!("\n  help: {hint}"));
+        }
+        self.eprint(text);
+    }
+
+    /// One JSON line on stdout (JSON mode only).
+    pub fn json(&self, value: Value) {
+        if self.is_json() {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{value}");
+            let _ = out.flush();
+        }
+    }
+
+    /// Start reporting one device's upload.
+    pub fn session<'a>(
+        &'a self,
+        target: &Target,
+        what: &str,
+        image: &[u8],
+        kind: Command,
+    ) -> Session<'a> {
+        let md5 = crate::protocol::md5_hex(image);
+        let size = image.len() as u64;
+        self.json(json!({
+            "reason": "upload-started",
+            "device": target.name,
+            "host": target.host,
+            "port": target.port,
+            "kind": kind,
+            "size": size,
+            "md5": md5,
+        }));
+        self.status(
+            "Uploading",
+            format!(
+                "{what} ({}, md5 {md5}) to {}",
+                HumanBytes(size),
+                describe_target(target)
+            ),
+        );
+        let bar = if self.bars {
+            let bar = self.multi.add(ProgressBar::new(size));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>12.cyan.bold} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(truncate(&target.name, 12));
+            bar.enable_steady_tick(Duration::from_millis(200));
+            Some(bar)
+        } else {
+            None
+        };
+        Session {
+            reporter: self,
+            target: target.clone(),
+            bar,
+            next_json_decile: 1,
+            started: Instant::now(),
+        }
+    }
+}
+
+fn describe_target(t: &Target) -> String {
+    if t.name == t.host {
+        format!("{}:{}", t.host, t.port)
+    } else {
+        format!("{} ({}:{})", t.name, t.host, t.port)
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(['…']).collect()
+    }
+}
+
+/// Bytes per second, for humans.
+pub fn rate(bytes: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-6);
+    format!("{}/s", HumanBytes((bytes as f64 / secs) as u64))
+}
+
+/// Reporting for one device's session.
+pub struct Session<'a> {
+    reporter: &'a Reporter,
+    target: Target,
+    bar: Option<ProgressBar>,
+    next_json_decile: u64,
+    started: Instant,
+}
+
+impl Session<'_> {
+    pub fn event(&mut self, event: &Event) {
+        let r = self.reporter;
+        match event {
+            Event::Listening { local, device } => r.detail(
+                "Listening",
+                format!("on {local} for the connection from {device}"),
+            ),
+            Event::Inviting { attempt, attempts } if *attempt > 1 => r.status(
+                "Retrying",
+                format!("invitation {attempt} of {attempts} (no answer yet)"),
+            ),
+            Event::Inviting { .. } => r.detail("Inviting", describe_target(&self.target)),
+            Event::Authenticating { scheme } => {
+                r.status("Answering", format!("the challenge with {scheme}"))
+            }
+            Event::AuthFallback { scheme } => r.status(
+                "Retrying",
+                format!("authentication with {scheme} (new invitation)"),
+            ),
+            Event::Accepted => r.detail("Accepted", "the device takes the update"),
+            Event::RejectedPeer { peer } => r.warn(format!(
+                "closed a connection from {peer}: only the device may connect"
+            )),
+            Event::StaleConnection => {
+                r.detail("Discarded", "a connection the device had already closed")
+            }
+            Event::Connected { peer } => r.detail("Connected", format!("from {peer}")),
+            Event::Progress { sent, total } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(*sent);
+                }
+                let total = (*total).max(1);
+                if self.next_json_decile <= 10 && sent * 10 >= self.next_json_decile * total {
+                    self.next_json_decile = sent * 10 / total + 1;
+                    r.json(json!({
+                        "reason": "upload-progress",
+                        "device": self.target.name,
+                        "host": self.target.host,
+                        "sent": sent,
+                        "total": total,
+                    }));
+                }
+            }
+            Event::Verifying => r.detail("Verifying", "waiting for the device's verdict"),
+        }
+    }
+
+    pub fn finished(self, outcome: &Outcome) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let r = self.reporter;
+        let secs = outcome.elapsed.as_secs_f64();
+        let rate_bps = outcome.bytes as f64 / outcome.transfer.as_secs_f64().max(1e-6);
+        r.json(json!({
+            "reason": "upload-finished",
+            "device": self.target.name,
+            "host": self.target.host,
+            "address": outcome.device.to_string(),
+            "bytes": outcome.bytes,
+            "secs": round3(secs),
+            "rate": rate_bps.round(),
+        }));
+        r.status(
+            "Finished",
+            format!(
+                "{}: {} in {:.2} s ({}); the device verified the image and answered OK",
+                self.target.name,
+                HumanBytes(outcome.bytes),
+                secs,
+                rate(outcome.bytes, outcome.transfer)
+            ),
+        );
+    }
+
+    pub fn failed(self, err: &UploadError) {
+        if let Some(bar) = &self.bar {
+            bar.abandon();
+        }
+        self.reporter.json(json!({
+            "reason": "upload-failed",
+            "device": self.target.name,
+            "host": self.target.host,
+            "code": err.exit_code(),
+            "error": err.kind(),
+            "message": err.to_string(),
+            "hint": err.hint(),
+            "secs": round3(self.started.elapsed().as_secs_f64()),
+        }));
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

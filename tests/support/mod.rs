@@ -1,0 +1,210 @@
+//! Helpers for integration tests: run the real binary as uploader and as emulated
+//! device, over 127.0.0.1 only, with a watchdog so no test can hang.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+use wait_timeout::ChildExt;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cargo-ota");
+
+/// Longest any one command may run before the test fails (a hang guard, not a
+/// timing assertion).
+pub const WATCHDOG: Duration = Duration::from_secs(90);
+
+/// A running `cargo ota emulate`.
+pub struct Emu {
+    child: Child,
+    pub addr: SocketAddr,
+    events: Receiver<Value>,
+    pub out: tempfile::TempDir,
+}
+
+impl Emu {
+    /// Start an emulator on 127.0.0.1, any free port, writing images to a temp dir.
+    pub fn start(args: &[&str]) -> Emu {
+        let out = tempfile::tempdir().unwrap();
+        let mut child = Command::new(BIN)
+            .args([
+                "emulate",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "-q",
+                "--out",
+            ])
+            .arg(out.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn emulator");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // The first line is the bound address: the emulator is ready when it is printed.
+        let first = lines
+            .next()
+            .expect("emulator printed nothing")
+            .expect("read emulator stdout");
+        let addr: SocketAddr = first
+            .parse()
+            .unwrap_or_else(|_| panic!("first line is not an address: {first}"));
+        assert!(addr.ip().is_loopback());
+        let (tx, events) = mpsc::channel();
+        thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("emulator line is not JSON ({e}): {line}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        Emu {
+            child,
+            addr,
+            events,
+            out,
+        }
+    }
+
+    pub fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    /// The next JSON line the emulator prints (an event), waiting at most the watchdog.
+    pub fn next_event(&self) -> Value {
+        self.events
+            .recv_timeout(WATCHDOG)
+            .expect("emulator reported no event")
+    }
+
+    /// Events printed so far, without waiting.
+    pub fn pending_events(&self) -> Vec<Value> {
+        self.events.try_iter().collect()
+    }
+
+    /// Files the emulator wrote.
+    pub fn written(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.out.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Emu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The JSON lines on stdout.
+    pub fn json(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code {} (wanted {code})\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn assert_stderr(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Spawn the binary with `args` and `env`, stdin closed.
+pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("CARGO_OTA_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn cargo-ota")
+}
+
+/// Wait for a spawned command (watchdog: kill and fail after `WATCHDOG`).
+pub fn finish(mut child: Child) -> Run {
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = match child.wait_timeout(WATCHDOG).unwrap() {
+        Some(s) => s,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "cargo-ota hung for {WATCHDOG:?}; stderr:\n{}",
+                err_t.join().unwrap()
+            );
+        }
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
+}
+
+/// Run the binary to completion.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
+    finish(spawn(args, env))
+}
+
+/// Write `data` to a file in `dir`.
+pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+/// A valid ESP32-C3 app image of about `size` bytes.
+pub fn image(size: usize) -> Vec<u8> {
+    cargo_ota::appimage::sample_esp32c3(size)
+}
