@@ -316,7 +316,7 @@ fn demo_command(rep: &Reporter, args: &DemoArgs) -> Result<(), Error> {
     rep.status(
         "Emulating",
         format!(
-            "an {} device at {addr}: OTA password set, 1.5 MiB OTA partition, {} ms RTT, {}-byte window, {} kB/s flash",
+            "an {} device at {addr} (password set, 1.5 MiB OTA slot, link {} ms RTT, {} B window, {} kB/s flash)",
             flavor.name(),
             link.rtt.as_millis(),
             link.window,

@@ -137,7 +137,7 @@ const AUTH_GRACE: Duration = Duration::from_secs(2);
 /// Bytes handed to the socket per write (the progress granularity).
 const CHUNK: usize = 8 * 1024;
 /// Send buffer: small enough that "bytes written" tracks what the device took.
-const SEND_BUFFER: usize = 64 * 1024;
+const SEND_BUFFER: usize = 16 * 1024;
 
 enum Msg {
     Udp(Vec<u8>),

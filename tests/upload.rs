@@ -331,3 +331,48 @@ fn invoked_as_cargo_subcommand() {
     r.assert_code(0);
     assert!(r.stdout.contains("--host-port"));
 }
+
+#[test]
+fn demo_runs_the_whole_job() {
+    let r = run(&["demo", "--size-kib", "64"], &[]);
+    r.assert_code(0)
+        .assert_stderr("Answering the challenge with PBKDF2-HMAC-SHA256")
+        .assert_stderr("Finished demo-device")
+        .assert_stderr("byte for byte");
+    let r = run(
+        &[
+            "demo",
+            "--size-kib",
+            "64",
+            "--flavor",
+            "esp8266",
+            "--message-format",
+            "json",
+        ],
+        &[],
+    );
+    r.assert_code(0);
+    let lines = r.json();
+    let last = lines.last().unwrap();
+    assert_eq!(last["reason"], "device-verdict");
+    assert_eq!(last["identical"], true);
+    assert!(lines.iter().any(|l| l["reason"] == "upload-finished"));
+}
+
+#[test]
+fn emulator_once_exits_after_a_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = image(10_000);
+    let file = write_file(dir.path(), "app.bin", &data);
+    let emu = Emu::start(&["--once", "--fault", "corrupt"]);
+    // A failed update does not end it...
+    upload(&emu, &file, &[], None).assert_code(9);
+    assert_eq!(emu.next_event()["event"], "update-failed");
+    let mut emu2 = Emu::start(&["--once"]);
+    let r = upload(&emu2, &file, &[], None);
+    assert_delivered(&emu2, &r, &data);
+    // ...a successful one does, like a device rebooting.
+    assert_eq!(emu2.wait_exit(), 0);
+    // The first one is still serving: it answers (and fails again, corrupt).
+    upload(&emu, &file, &[], None).assert_code(9);
+}

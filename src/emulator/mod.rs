@@ -409,7 +409,7 @@ impl Emulator {
         let socket = Socket::new(Domain::for_address(target), Type::STREAM, None)?;
         if !self.config.link.is_ideal() {
             // Keep the kernel from buffering far ahead of the modelled device.
-            socket.set_recv_buffer_size(64 * 1024)?;
+            socket.set_recv_buffer_size(32 * 1024)?;
         }
         socket.connect_timeout(&target.into(), Duration::from_secs(3))?;
         let stream: TcpStream = socket.into();

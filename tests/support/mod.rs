@@ -92,6 +92,14 @@ impl Emu {
         self.events.try_iter().collect()
     }
 
+    /// Wait for the emulator to exit by itself (`--once`); its exit code.
+    pub fn wait_exit(&mut self) -> i32 {
+        match self.child.wait_timeout(WATCHDOG).unwrap() {
+            Some(status) => status.code().unwrap_or(-1),
+            None => panic!("emulator did not exit"),
+        }
+    }
+
     /// Files the emulator wrote.
     pub fn written(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(self.out.path())
