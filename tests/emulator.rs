@@ -65,6 +65,17 @@ fn image() -> Vec<u8> {
     cargo_ota::appimage::sample_esp32c3(8_000)
 }
 
+/// Invite a password-less device to take `data` and return its connection.
+fn open_session(cfg: EmulatorConfig, data: &[u8]) -> (TcpStream, Receiver<EmulatorEvent>) {
+    let (dev, events) = start(cfg);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let s = udp();
+    s.send_to(&invitation(port, data), dev).unwrap();
+    assert_eq!(recv(&s), "OK");
+    (accept(listener), events)
+}
+
 #[test]
 fn esp8266_answers_the_inviters_port_esp32_the_sender() {
     for (flavor, scheme, to_inviter) in [
@@ -102,14 +113,8 @@ fn more_bytes_than_announced() {
         (Flavor::Esp32, "Not Enough Space\r\n"),
         (Flavor::Esp8266, "OK"),
     ] {
-        let (dev, events) = start(EmulatorConfig::new(flavor));
         let data = image();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let s = udp();
-        s.send_to(&invitation(port, &data), dev).unwrap();
-        assert_eq!(recv(&s), "OK");
-        let conn = accept(listener);
+        let (conn, events) = open_session(EmulatorConfig::new(flavor), &data);
         let mut extra = data.clone();
         extra.extend_from_slice(&[0u8; 3000]);
         // One write: the extra bytes arrive in the same read as the last real ones.
@@ -125,14 +130,8 @@ fn more_bytes_than_announced() {
 fn esp32_reacks_on_silence_then_closes_without_text() {
     let mut cfg = EmulatorConfig::new(Flavor::Esp32);
     cfg.rx_timeout = Duration::from_millis(100);
-    let (dev, events) = start(cfg);
     let data = image();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let s = udp();
-    s.send_to(&invitation(port, &data), dev).unwrap();
-    assert_eq!(recv(&s), "OK");
-    let conn = accept(listener);
+    let (conn, events) = open_session(cfg, &data);
     (&conn).write_all(&data[..1000]).unwrap();
     // Then silence: the count 1000 comes once, then three more times, then close.
     let replies = read_all(&conn);
@@ -152,14 +151,7 @@ fn esp32_reacks_on_silence_then_closes_without_text() {
 fn esp32_gives_up_at_once_when_nothing_arrives() {
     let mut cfg = EmulatorConfig::new(Flavor::Esp32Md5);
     cfg.rx_timeout = Duration::from_millis(100);
-    let (dev, _events) = start(cfg);
-    let data = image();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let s = udp();
-    s.send_to(&invitation(port, &data), dev).unwrap();
-    assert_eq!(recv(&s), "OK");
-    let conn = accept(listener);
+    let (conn, _events) = open_session(cfg, &image());
     assert_eq!(read_all(&conn), "");
 }
 
