@@ -20,23 +20,164 @@ use crate::report::MessageFormat;
     after_help = "Exit codes: 0 ok, 1 some uploads failed, 2 usage/config, 3 build, 4 image, \
 5 no answer, 6 auth, 7 no connect-back, 8 transfer, 9 device error, 130 interrupted."
 )]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Commands,
+    pub command: Option<Commands>,
+    /// (No subcommand) build the firmware, convert it and upload it.
+    #[command(flatten)]
+    pub main: MainArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Commands {
-    /// Push a prebuilt image (.bin) to a device, like espota.py.
-    Upload(UploadArgs),
+    /// Build and convert only: write the app image, print its size, MD5, chip and
+    /// partition check (no network).
+    Image(Box<ImageCommandArgs>),
+    /// Push a prebuilt image (.bin) to devices, like espota.py.
+    Upload(Box<UploadArgs>),
     /// Run an emulated device on this host (for tests and trying things out).
-    Emulate(EmulateArgs),
+    Emulate(Box<EmulateArgs>),
     /// The whole job with no hardware: an emulated device, a sample image, the
     /// full handshake and transfer, and the device's verdict.
     Demo(DemoArgs),
+    /// Add a commented [package.metadata.ota] section to Cargo.toml.
+    Init(InitArgs),
 }
 
+/// `cargo ota` without a subcommand: build, convert, upload.
 #[derive(Debug, Args)]
+pub struct MainArgs {
+    #[command(flatten)]
+    pub cargo: CargoArgs,
+    #[command(flatten)]
+    pub image: ImageArgs,
+    #[command(flatten)]
+    pub devices: DevicesArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub session: SessionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Options passed through to `cargo build`.
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Cargo options")]
+pub struct CargoArgs {
+    /// Build with the release profile.
+    #[arg(short = 'r', long)]
+    pub release: bool,
+    /// Build with the given profile.
+    #[arg(long, value_name = "NAME", conflicts_with = "release")]
+    pub profile: Option<String>,
+    /// Package with the firmware.
+    #[arg(short = 'p', long, value_name = "SPEC")]
+    pub package: Option<String>,
+    /// Build only this binary.
+    #[arg(long, value_name = "NAME", conflicts_with = "example")]
+    pub bin: Option<String>,
+    /// Build only this example.
+    #[arg(long, value_name = "NAME")]
+    pub example: Option<String>,
+    /// Features to activate (comma-separated or repeated).
+    #[arg(short = 'F', long, value_name = "FEATURES", value_delimiter = ',')]
+    pub features: Vec<String>,
+    /// Activate all features.
+    #[arg(long)]
+    pub all_features: bool,
+    /// Do not activate the default feature.
+    #[arg(long)]
+    pub no_default_features: bool,
+    /// Build for this target triple [default: CARGO_BUILD_TARGET, build.target].
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+    /// Directory for all generated artifacts.
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
+    /// Path to Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Require Cargo.lock to be up to date.
+    #[arg(long)]
+    pub locked: bool,
+    /// Require Cargo.lock and cache to be up to date.
+    #[arg(long)]
+    pub frozen: bool,
+    /// Run without accessing the network.
+    #[arg(long)]
+    pub offline: bool,
+    /// Unstable (nightly-only) flags to cargo, e.g. -Zbuild-std=core.
+    #[arg(short = 'Z', value_name = "FLAG")]
+    pub unstable: Vec<String>,
+}
+
+/// How the ELF becomes an app image (espflash's spellings).
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Image options")]
+pub struct ImageArgs {
+    /// Chip [default: config `chip`, the ELF's metadata, or the target triple].
+    #[arg(long, value_name = "CHIP")]
+    pub chip: Option<String>,
+    /// Flash size, e.g. 4mb.
+    #[arg(short = 's', long, value_name = "SIZE")]
+    pub flash_size: Option<String>,
+    /// Flash mode: qio, qout, dio, dout.
+    #[arg(short = 'm', long, value_name = "MODE")]
+    pub flash_mode: Option<String>,
+    /// Flash frequency, e.g. 80mhz.
+    #[arg(short = 'f', long, value_name = "FREQ")]
+    pub flash_freq: Option<String>,
+    /// Partition table (CSV or binary) the device was flashed with.
+    #[arg(long, value_name = "FILE")]
+    pub partition_table: Option<PathBuf>,
+    /// App partition to check the image against [default: the smallest ota_N slot].
+    #[arg(long, value_name = "LABEL")]
+    pub target_app_partition: Option<String>,
+    /// Minimum chip revision (major * 100 + minor).
+    #[arg(long, value_name = "REV")]
+    pub min_chip_rev: Option<u16>,
+    /// Do not require an ESP-IDF app descriptor in the ELF.
+    #[arg(long)]
+    pub ignore_app_descriptor: bool,
+    /// Use this ELF instead of building.
+    #[arg(long, value_name = "PATH")]
+    pub elf: Option<PathBuf>,
+}
+
+/// `cargo ota image`.
+#[derive(Debug, Args)]
+pub struct ImageCommandArgs {
+    /// Where to write the app image [default: the ELF's path with `.bin` added].
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub cargo: CargoArgs,
+    #[command(flatten)]
+    pub image: ImageArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `cargo ota init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Also write a CI workflow (.github/workflows/ota.yml) that builds and deploys.
+    #[arg(long)]
+    pub ci: bool,
+    /// Path to Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Package to configure.
+    #[arg(short = 'p', long, value_name = "SPEC")]
+    pub package: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Output")]
 pub struct OutputArgs {
     /// How to print results.
     #[arg(long, value_enum, default_value_t = MessageFormat::Human, value_name = "FMT")]
@@ -49,21 +190,29 @@ pub struct OutputArgs {
     pub verbose: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct DeviceArgs {
-    /// The device: IP address or host name.
-    #[arg(long, value_name = "HOST")]
-    pub host: String,
-    /// The device's OTA UDP port (ESP32: 3232, ESP8266: 8266).
-    #[arg(long, default_value_t = 3232, value_name = "PORT")]
-    pub port: u16,
+/// Which devices, and how they reach this host.
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Device options")]
+pub struct DevicesArgs {
+    /// A device by IP address or host name.
+    #[arg(long, value_name = "HOST", env = "CARGO_OTA_HOST")]
+    pub host: Option<String>,
+    /// The device's OTA UDP port [default: config `port`, else 3232; ESP8266: 8266].
+    #[arg(long, value_name = "PORT", env = "CARGO_OTA_PORT")]
+    pub port: Option<u16>,
+    /// A configured device or group (repeatable).
+    #[arg(short = 'd', long = "device", value_name = "NAME")]
+    pub devices: Vec<String>,
+    /// Every configured device.
+    #[arg(long)]
+    pub all: bool,
     /// Local address the device connects back to [default: the one that routes
     /// to the device].
-    #[arg(long, value_name = "IP")]
+    #[arg(long, value_name = "IP", env = "CARGO_OTA_HOST_IP")]
     pub host_ip: Option<IpAddr>,
     /// Local TCP port the device connects back to [default: any free port]. Pin
     /// it to open a single firewall rule.
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, value_name = "PORT", env = "CARGO_OTA_HOST_PORT")]
     pub host_port: Option<u16>,
 }
 
@@ -92,28 +241,32 @@ impl From<AuthArg> for AuthMode {
     }
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Authentication")]
 pub struct AuthArgs {
-    /// Environment variable holding the OTA password.
-    #[arg(long, default_value = "CARGO_OTA_PASSWORD", value_name = "VAR")]
-    pub password_env: String,
+    /// Environment variable holding the OTA password [default: config
+    /// `password-env`, else CARGO_OTA_PASSWORD].
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
     /// The OTA password itself. Visible to other local users in the process list:
     /// prefer --password-env.
     #[arg(long, value_name = "PASSWORD", hide_default_value = true)]
     pub password: Option<String>,
-    /// Authentication scheme.
-    #[arg(long, value_enum, default_value_t = AuthArg::Auto)]
-    pub auth: AuthArg,
+    /// Authentication scheme [default: config `auth`, else auto].
+    #[arg(long, value_enum)]
+    pub auth: Option<AuthArg>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Session")]
 pub struct SessionArgs {
-    /// Longest wait in seconds for any step: a reply, the connect-back, progress.
-    #[arg(long, default_value = "10", value_parser = parse_secs, value_name = "SECS")]
-    pub timeout: Duration,
-    /// Invitations re-sent when the device does not answer.
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    pub retries: u32,
+    /// Longest wait in seconds for any step: a reply, the connect-back, progress
+    /// [default: config `timeout`, else 10].
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    pub timeout: Option<Duration>,
+    /// Invitations re-sent when the device does not answer [default: 4].
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -126,11 +279,14 @@ pub struct UploadArgs {
     #[arg(long)]
     pub fs: bool,
     #[command(flatten)]
-    pub device: DeviceArgs,
+    pub devices: DevicesArgs,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
     pub session: SessionArgs,
+    /// Path to Cargo.toml (for configured devices).
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -222,6 +378,28 @@ pub struct DemoArgs {
     pub size_kib: usize,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+impl From<&CargoArgs> for crate::firmware::BuildOptions {
+    fn from(a: &CargoArgs) -> Self {
+        crate::firmware::BuildOptions {
+            release: a.release,
+            profile: a.profile.clone(),
+            package: a.package.clone(),
+            bin: a.bin.clone(),
+            example: a.example.clone(),
+            features: a.features.clone(),
+            all_features: a.all_features,
+            no_default_features: a.no_default_features,
+            target: a.target.clone(),
+            target_dir: a.target_dir.clone(),
+            manifest_path: a.manifest_path.clone(),
+            locked: a.locked,
+            frozen: a.frozen,
+            offline: a.offline,
+            unstable: a.unstable.clone(),
+        }
+    }
 }
 
 /// Seconds, fractions allowed: `10`, `0.5`.

@@ -186,6 +186,12 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+    /// The firmware build failed (exit 3).
+    #[error("{message}")]
+    Build {
+        message: String,
+        hint: Option<String>,
+    },
     /// The image cannot be used (exit 4).
     #[error("{message}")]
     Image {
@@ -194,6 +200,9 @@ pub enum Error {
     },
     #[error(transparent)]
     Upload(#[from] UploadError),
+    /// Some devices of several failed (exit 1).
+    #[error("{failed} of {total} devices failed")]
+    SomeFailed { failed: usize, total: usize },
     #[error("interrupted")]
     Interrupted,
 }
@@ -224,17 +233,21 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage { .. } => exit::USAGE,
+            Error::Build { .. } => exit::BUILD,
             Error::Image { .. } => exit::IMAGE,
             Error::Upload(e) => e.exit_code(),
+            Error::SomeFailed { .. } => exit::SOME_FAILED,
             Error::Interrupted => exit::INTERRUPTED,
         }
     }
 
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Usage { hint, .. } | Error::Image { hint, .. } => hint.clone(),
+            Error::Usage { hint, .. } | Error::Build { hint, .. } | Error::Image { hint, .. } => {
+                hint.clone()
+            }
             Error::Upload(e) => e.hint(),
-            Error::Interrupted => None,
+            Error::SomeFailed { .. } | Error::Interrupted => None,
         }
     }
 }

@@ -4,9 +4,14 @@
 pub mod appimage;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod device;
 pub mod emulator;
 pub mod error;
+pub mod firmware;
+pub mod image;
+pub mod plan;
 pub mod protocol;
 pub mod report;
+pub mod sample;
 pub mod upload;

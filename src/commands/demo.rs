@@ -1,0 +1,164 @@
+//! `cargo ota demo`: the whole main job with no hardware. A sample ESP32-C3
+//! firmware ELF is made in code, converted by espflash (with a partition-table
+//! check), and uploaded with the full handshake to an emulated device on
+//! 127.0.0.1 that checks it as a device and its bootloader would.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::emulate::describe_event;
+use super::pipeline::convert_elf;
+use super::upload_one;
+use crate::cli::DemoArgs;
+use crate::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor, LinkModel};
+use crate::error::Error;
+use crate::image::ImageOptions;
+use crate::report::Reporter;
+use crate::sample::{self, SampleChip, SampleFirmware};
+use crate::upload::{Password, Target, UploadOptions};
+
+/// Removes the demo's scratch directory however the demo ends.
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Two 1.5 MiB OTA slots on a 4 MB flash, as most OTA projects have.
+const PARTITIONS: &str = "\
+# Name,   Type, SubType, Offset,   Size
+nvs,      data, nvs,     0x9000,   0x5000
+otadata,  data, ota,     0xe000,   0x2000
+ota_0,    app,  ota_0,   0x10000,  0x180000
+ota_1,    app,  ota_1,   0x190000, 0x180000
+";
+const SLOT_SIZE: u32 = 0x18_0000;
+
+fn scratch_error(e: std::io::Error, what: &std::path::Path) -> Error {
+    Error::usage(format!("cannot write `{}`: {e}", what.display()), None)
+}
+
+pub fn demo_command(rep: &Reporter, args: &DemoArgs) -> Result<(), Error> {
+    let flavor: Flavor = args.flavor.into();
+    let mut seed = [0u8; 8];
+    let _ = getrandom::fill(&mut seed);
+    let password = hex::encode(seed);
+    let scratch = ScratchDir(std::env::temp_dir().join(format!(
+        "cargo-ota-demo-{}-{}",
+        std::process::id(),
+        &password[..6]
+    )));
+    let received = scratch.0.join("device");
+    fs::create_dir_all(&received).map_err(|e| scratch_error(e, &received))?;
+
+    // 1. Firmware: an ESP32-C3 ELF as esp-hal lays it out.
+    let mut fw = SampleFirmware::new(SampleChip::Esp32c3, args.size_kib.max(4) * 1024 * 3 / 4);
+    fw.project_name = "ota-demo".into();
+    let elf_path = scratch.0.join("ota-demo.elf");
+    let elf = sample::elf(&fw);
+    fs::write(&elf_path, &elf).map_err(|e| scratch_error(e, &elf_path))?;
+    let table = scratch.0.join("partitions.csv");
+    fs::write(&table, PARTITIONS).map_err(|e| scratch_error(e, &table))?;
+    rep.status(
+        "Firmware",
+        format!(
+            "sample ESP32-C3 ELF made in code ({} KiB, esp-hal layout)",
+            elf.len() / 1024
+        ),
+    );
+
+    // 2. Image: espflash converts it, the partition table checks the size.
+    let image = convert_elf(
+        &elf_path,
+        &ImageOptions {
+            partition_table: Some(table),
+            check_app_descriptor: true,
+            ..ImageOptions::default()
+        },
+        rep,
+    )?;
+
+    // 3. Device: an emulated ESP32 with a password on 127.0.0.1.
+    let link = LinkModel {
+        rtt: Duration::from_millis(10),
+        window: 5760,
+        flash_rate: Some(400_000),
+    };
+    let mut cfg = EmulatorConfig::new(flavor);
+    cfg.password = Some(password.clone());
+    cfg.out_dir = Some(received);
+    cfg.once = true;
+    cfg.partition_size = Some(SLOT_SIZE);
+    cfg.chip = flavor.is_esp32().then_some(image.chip.id());
+    cfg.link = link;
+    let emulator = Emulator::bind(cfg)
+        .map_err(|e| Error::usage(format!("cannot start the emulated device: {e}"), None))?;
+    let (addr, events) = emulator
+        .spawn()
+        .map_err(|e| Error::usage(format!("cannot start the emulated device: {e}"), None))?;
+    rep.status(
+        "Emulating",
+        format!(
+            "an {} device at {addr} (password set, link {} ms RTT, {} B window, {} kB/s flash)",
+            flavor.name(),
+            link.rtt.as_millis(),
+            link.window,
+            link.flash_rate.unwrap_or(0) / 1000
+        ),
+    );
+
+    // 4. Upload with the full handshake.
+    let target = Target {
+        name: "demo-device".into(),
+        host: addr.ip().to_string(),
+        port: addr.port(),
+    };
+    let opts = UploadOptions {
+        password: Some(Password::new(password)),
+        ..UploadOptions::default()
+    };
+    upload_one(rep, &target, "ota-demo", &image.data, &opts)?;
+
+    // 5. The device's verdict.
+    match events.recv_timeout(Duration::from_secs(10)) {
+        Ok(EmulatorEvent::UpdateOk { path, md5, .. }) => {
+            let identical = path
+                .as_ref()
+                .and_then(|p| fs::read(p).ok())
+                .is_some_and(|written| written == image.data);
+            rep.json(serde_json::json!({
+                "reason": "device-verdict",
+                "device": target.name,
+                "ok": true,
+                "md5": md5,
+                "identical": identical,
+            }));
+            rep.status(
+                "Device",
+                format!(
+                    "verified the MD5 and the app image (chip, segments, checksum, SHA-256), wrote it to its OTA slot{} and rebooted",
+                    if identical { " byte for byte" } else { "" }
+                ),
+            );
+            if identical {
+                Ok(())
+            } else {
+                Err(Error::image(
+                    "the device's copy differs from the image sent",
+                    None,
+                ))
+            }
+        }
+        Ok(other) => Err(Error::image(
+            format!("the emulated device reports: {}", describe_event(&other)),
+            None,
+        )),
+        Err(_) => Err(Error::image(
+            "the emulated device did not report the update",
+            None,
+        )),
+    }
+}

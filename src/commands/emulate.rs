@@ -1,0 +1,137 @@
+//! `cargo ota emulate`: an emulated device on this host.
+
+use std::fs;
+use std::io::Write;
+use std::time::Duration;
+
+use crate::appimage;
+use crate::cli::EmulateArgs;
+use crate::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Faults, Flavor, LinkModel};
+use crate::error::Error;
+
+pub fn emulate_command(args: &EmulateArgs) -> Result<(), Error> {
+    let flavor: Flavor = args.flavor.into();
+    let mut cfg = EmulatorConfig::new(flavor);
+    cfg.bind = args.bind;
+    cfg.port = args.port.unwrap_or(flavor.default_port());
+    cfg.password = match (&args.password, &args.password_env) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(var)) => Some(
+            std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    Error::usage(
+                        format!(
+                            "--password-env names `{var}`, but that environment variable is not set"
+                        ),
+                        Some(format!(
+                            "set {var}, or leave out --password-env for a device without a password"
+                        )),
+                    )
+                })?,
+        ),
+        (None, None) => None,
+    };
+    if args.md5_password_hash && flavor != Flavor::Esp32 {
+        return Err(Error::usage(
+            "--md5-password-hash applies to --flavor esp32 only (the MD5 cores always store an MD5 hash)",
+            None,
+        ));
+    }
+    cfg.md5_password_hash = args.md5_password_hash;
+    if let Some(dir) = &args.out {
+        fs::create_dir_all(dir).map_err(|e| {
+            Error::usage(
+                format!("cannot create the --out directory `{}`: {e}", dir.display()),
+                None,
+            )
+        })?;
+        cfg.out_dir = Some(dir.clone());
+    }
+    cfg.once = args.once;
+    cfg.partition_size = args.partition_size;
+    if let Some(chip) = &args.chip {
+        cfg.chip = Some(appimage::chip_id(chip).ok_or_else(|| {
+            Error::usage(
+                format!("unknown chip `{chip}` for --chip"),
+                Some(format!(
+                    "use one of: {}",
+                    appimage::CHIPS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            )
+        })?);
+    }
+    cfg.rx_timeout = Duration::from_millis(args.rx_timeout_ms.max(1));
+    if args.link_window == 0 {
+        return Err(Error::usage("--link-window must be at least 1 byte", None));
+    }
+    cfg.link = LinkModel {
+        rtt: Duration::from_millis(args.link_rtt_ms),
+        window: args.link_window,
+        flash_rate: args.flash_rate.filter(|r| *r > 0),
+    };
+    cfg.faults = Faults::from_specs(&args.faults).map_err(|e| Error::usage(e, None))?;
+
+    let emulator = Emulator::bind(cfg.clone()).map_err(|e| {
+        Error::usage(
+            format!("cannot listen on UDP {}:{}: {e}", cfg.bind, cfg.port),
+            Some("pick another port with --port (0 = any free port)".to_string()),
+        )
+    })?;
+    let addr = emulator
+        .local_addr()
+        .map_err(|e| Error::usage(format!("cannot read the bound address: {e}"), None))?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{addr}");
+        let _ = out.flush();
+    }
+    if !args.quiet {
+        eprintln!(
+            "emulating an {} OTA device on {addr} ({})",
+            flavor.name(),
+            if cfg.password.is_some() {
+                "password set"
+            } else {
+                "no password"
+            }
+        );
+    }
+    let quiet = args.quiet;
+    emulator
+        .run(|event| {
+            let line = serde_json::to_string(&event).unwrap_or_default();
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+            if !quiet {
+                eprintln!("{}", describe_event(&event));
+            }
+        })
+        .map_err(|e| Error::usage(format!("emulator socket failed: {e}"), None))
+}
+
+pub fn describe_event(e: &EmulatorEvent) -> String {
+    match e {
+        EmulatorEvent::UpdateOk {
+            size, md5, path, ..
+        } => format!(
+            "update ok: {size} bytes, md5 {md5}{}",
+            path.as_ref()
+                .map(|p| format!(", written to {}", p.display()))
+                .unwrap_or_default()
+        ),
+        EmulatorEvent::UpdateFailed {
+            reason,
+            received,
+            size,
+            ..
+        } => format!("update failed after {received} of {size} bytes: {reason}"),
+        EmulatorEvent::AuthFailed { peer, .. } => format!("authentication failed from {peer}"),
+    }
+}

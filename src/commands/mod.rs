@@ -1,0 +1,104 @@
+//! What each command does, from parsed arguments to an exit code.
+
+mod demo;
+mod emulate;
+mod init;
+mod pipeline;
+
+use std::fs;
+use std::path::Path;
+
+use crate::appimage;
+use crate::cli::{Cli, Commands};
+use crate::error::{Error, exit};
+use crate::protocol::Command;
+use crate::report::Reporter;
+use crate::upload::{self, Target, UploadOptions};
+
+/// Run a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let output = match &cli.command {
+        None => cli.main.output.clone(),
+        Some(Commands::Image(a)) => a.out.clone(),
+        Some(Commands::Upload(a)) => a.output.clone(),
+        Some(Commands::Demo(a)) => a.output.clone(),
+        Some(Commands::Init(a)) => a.output.clone(),
+        Some(Commands::Emulate(a)) => crate::cli::OutputArgs {
+            quiet: a.quiet,
+            ..Default::default()
+        },
+    };
+    let rep = Reporter::new(output.message_format, output.quiet, output.verbose);
+    let result = match &cli.command {
+        None => pipeline::main_command(&rep, &cli.main),
+        Some(Commands::Image(a)) => pipeline::image_command(&rep, a),
+        Some(Commands::Upload(a)) => pipeline::upload_command(&rep, a),
+        Some(Commands::Emulate(a)) => emulate::emulate_command(a),
+        Some(Commands::Demo(a)) => demo::demo_command(&rep, a),
+        Some(Commands::Init(a)) => init::init_command(&rep, a),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            rep.error(&e);
+            e.exit_code()
+        }
+    }
+}
+
+/// Read an image file and refuse what cannot be the kind of image announced.
+pub fn read_image(path: &Path, kind: Command) -> Result<Vec<u8>, Error> {
+    let data = fs::read(path).map_err(|e| Error::read_file(path, &e))?;
+    if data.is_empty() {
+        return Err(Error::image(
+            format!("`{}` is empty", path.display()),
+            Some("build or export the image again".to_string()),
+        ));
+    }
+    if data.len() > u32::MAX as usize {
+        return Err(Error::image(
+            format!("`{}` is larger than 4 GiB", path.display()),
+            None,
+        ));
+    }
+    if kind == Command::Flash && data[0] != appimage::MAGIC && !data.starts_with(&[0x1f, 0x8b]) {
+        let what = if data.starts_with(b"\x7fELF") {
+            "an ELF file, not an app image".to_string()
+        } else {
+            format!(
+                "not an ESP app image (first byte 0x{:02x}, expected 0xe9)",
+                data[0]
+            )
+        };
+        return Err(Error::image(
+            format!("`{}` is {what}", path.display()),
+            Some(
+                "convert an ELF with `cargo ota image --elf FILE`, or pass --fs to send a filesystem image"
+                    .to_string(),
+            ),
+        ));
+    }
+    Ok(data)
+}
+
+/// Upload `image` to one target and report it.
+pub fn upload_one(
+    rep: &Reporter,
+    target: &Target,
+    what: &str,
+    image: &[u8],
+    opts: &UploadOptions,
+) -> Result<upload::Outcome, Error> {
+    let mut session = rep.session(target, what, image, opts.command);
+    let result = upload::upload(target, image, opts, &mut |e| session.event(&e));
+    match result {
+        Ok(outcome) => {
+            session.finished(&outcome);
+            Ok(outcome)
+        }
+        Err(e) => {
+            session.failed(&e);
+            Err(e.into())
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The main job: project → config → firmware (build or `--elf`) → image → plan →
+//! upload sessions. `cargo ota image` stops after the image; `cargo ota upload`
+//! starts from a file.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use indicatif::HumanBytes;
+use serde_json::json;
+
+use super::{read_image, upload_one};
+use crate::cli::{CargoArgs, ImageArgs, ImageCommandArgs, MainArgs, UploadArgs};
+use crate::config::{self, Config};
+use crate::error::Error;
+use crate::firmware::{self, BuildOptions, Project};
+use crate::image::{self, AppImage, ChipChoice, ImageOptions};
+use crate::plan::{self, Planned};
+use crate::protocol::Command;
+use crate::report::Reporter;
+
+/// The project (when there is one) and what its files configure.
+pub struct Context {
+    pub cwd: PathBuf,
+    pub project: Option<Project>,
+    pub config: Config,
+}
+
+fn current_dir() -> Result<PathBuf, Error> {
+    std::env::current_dir()
+        .map_err(|e| Error::usage(format!("cannot read the current directory: {e}"), None))
+}
+
+/// Is there a Cargo.toml here or above?
+fn inside_a_package(cwd: &Path) -> bool {
+    cwd.ancestors().any(|d| d.join("Cargo.toml").is_file())
+}
+
+/// Read the configuration of `project`: its section, its workspace's, espflash.toml.
+pub fn load_config(project: &Project, rep: &Reporter) -> Result<Config, Error> {
+    let mut warnings = Vec::new();
+    let package = config::read_section(
+        &project.package.metadata,
+        project.manifest_path(),
+        "package",
+        &mut warnings,
+    )?;
+    let ws_manifest = project.workspace_root().join("Cargo.toml");
+    let workspace = config::read_section(
+        &project.metadata.workspace_metadata,
+        &ws_manifest,
+        "workspace",
+        &mut warnings,
+    )?;
+    let espflash_toml = [project.package_dir(), project.workspace_root()]
+        .iter()
+        .map(|d| d.join("espflash.toml"))
+        .find(|p| p.is_file());
+    let espflash = match &espflash_toml {
+        Some(p) => Some(config::read_espflash_toml(p)?),
+        None => None,
+    };
+    for w in &warnings {
+        rep.warn(w);
+    }
+    let mut config = Config::merge(package, workspace, espflash);
+    config.warnings = warnings;
+    config.files = std::iter::once(project.manifest_path().to_path_buf())
+        .chain(espflash_toml)
+        .collect();
+    Ok(config)
+}
+
+/// Load the project and its config. Without `require`, a directory with no
+/// Cargo.toml gives an empty config (for `--elf` and `upload`).
+pub fn load_context(cargo: &CargoArgs, require: bool, rep: &Reporter) -> Result<Context, Error> {
+    let cwd = current_dir()?;
+    if !require && cargo.manifest_path.is_none() && !inside_a_package(&cwd) {
+        return Ok(Context {
+            cwd,
+            project: None,
+            config: Config::default(),
+        });
+    }
+    let project = firmware::load_project(&BuildOptions::from(cargo), &cwd)?;
+    let config = load_config(&project, rep)?;
+    Ok(Context {
+        cwd,
+        project: Some(project),
+        config,
+    })
+}
+
+/// Build the firmware (or take `--elf`); returns the ELF, the target triple and a
+/// partition table esp-idf-sys generated, if any.
+fn firmware(
+    ctx: &Context,
+    cargo: &CargoArgs,
+    image: &ImageArgs,
+    rep: &Reporter,
+) -> Result<(PathBuf, Option<String>, Option<PathBuf>), Error> {
+    let opts = BuildOptions::from(cargo);
+    let target = firmware::build_target(&opts, &ctx.cwd);
+    if let Some(elf) = &image.elf {
+        return Ok((elf.clone(), target, None));
+    }
+    let project = ctx.project.as_ref().expect("a project when building");
+    let profile = cargo
+        .profile
+        .clone()
+        .unwrap_or_else(|| if cargo.release { "release" } else { "dev" }.to_string());
+    rep.status(
+        "Building",
+        format!(
+            "{} ({profile}{})",
+            project.package.name,
+            target
+                .as_deref()
+                .map(|t| format!(", {t}"))
+                .unwrap_or_default()
+        ),
+    );
+    let built = firmware::build(project, &opts, target.as_deref(), &ctx.cwd)?;
+    rep.json(json!({
+        "reason": "build-finished",
+        "package": project.package.name.as_str(),
+        "binary": built.name,
+        "target": target,
+        "profile": profile,
+        "elf": built.elf,
+    }));
+    rep.detail("Built", built.elf.display());
+    Ok((built.elf, target, built.idf_partition_table))
+}
+
+fn parse_flag<T>(
+    value: &Option<String>,
+    flag: &str,
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, Error> {
+    match value {
+        None => Ok(None),
+        Some(v) => parse(v)
+            .map(Some)
+            .ok_or_else(|| Error::usage(format!("{flag} `{v}` is not {what}"), None)),
+    }
+}
+
+/// Merge the image settings: CLI over config (package, workspace, espflash.toml),
+/// then a table from the esp-idf-sys build.
+fn image_options(
+    ctx: &Context,
+    args: &ImageArgs,
+    target: Option<String>,
+    idf_table: Option<PathBuf>,
+) -> Result<ImageOptions, Error> {
+    let s = &ctx.config.settings;
+    let manifest = ctx
+        .project
+        .as_ref()
+        .map(|p| p.manifest_path().display().to_string())
+        .unwrap_or_default();
+    let chip = match (&args.chip, &s.chip) {
+        (Some(c), _) => Some(ChipChoice {
+            name: c.clone(),
+            source: "--chip".into(),
+        }),
+        (None, Some(c)) => Some(ChipChoice {
+            name: c.clone(),
+            source: format!("`chip` in {manifest}"),
+        }),
+        _ => None,
+    };
+    Ok(ImageOptions {
+        chip,
+        target_triple: target,
+        flash_mode: parse_flag(
+            &args.flash_mode,
+            "--flash-mode",
+            "a flash mode (qio, qout, dio, dout)",
+            image::parse_flash_mode,
+        )?
+        .or(s.flash_mode),
+        flash_size: parse_flag(
+            &args.flash_size,
+            "--flash-size",
+            "a flash size (e.g. 4mb)",
+            image::parse_flash_size,
+        )?
+        .or(s.flash_size),
+        flash_freq: parse_flag(
+            &args.flash_freq,
+            "--flash-freq",
+            "a flash frequency (e.g. 80mhz)",
+            image::parse_flash_freq,
+        )?
+        .or(s.flash_freq),
+        partition_table: args
+            .partition_table
+            .clone()
+            .or(s.partition_table.clone())
+            .or(idf_table),
+        target_app_partition: args
+            .target_app_partition
+            .clone()
+            .or(s.target_app_partition.clone()),
+        min_chip_rev: args.min_chip_rev.or(s.min_chip_rev).unwrap_or(0),
+        check_app_descriptor: !args.ignore_app_descriptor,
+    })
+}
+
+/// Build (or take `--elf`) and convert; report the image.
+fn make_image(
+    ctx: &Context,
+    cargo: &CargoArgs,
+    args: &ImageArgs,
+    rep: &Reporter,
+) -> Result<(PathBuf, AppImage), Error> {
+    let (elf_path, target, idf_table) = firmware(ctx, cargo, args, rep)?;
+    let opts = image_options(ctx, args, target, idf_table)?;
+    let image = convert_elf(&elf_path, &opts, rep)?;
+    Ok((elf_path, image))
+}
+
+/// Convert one ELF and report the result.
+pub fn convert_elf(
+    elf_path: &Path,
+    opts: &ImageOptions,
+    rep: &Reporter,
+) -> Result<AppImage, Error> {
+    let elf = fs::read(elf_path).map_err(|e| Error::read_file(elf_path, &e))?;
+    let image = image::convert(elf_path, &elf, opts, &mut |w| rep.warn(w))?;
+    report_image(rep, elf_path, &image, None);
+    Ok(image)
+}
+
+fn report_image(rep: &Reporter, elf: &Path, image: &AppImage, written: Option<&Path>) {
+    let size = image.data.len() as u64;
+    let app = image
+        .app
+        .as_ref()
+        .map(|a| format!(" `{}` {} (built {} {})", a.name, a.version, a.date, a.time))
+        .unwrap_or_default();
+    let slot = match &image.slot {
+        Some(s) => format!(
+            "; fits OTA slot `{}` ({}, {:.0}% used)",
+            s.partition,
+            HumanBytes(u64::from(s.partition_size)),
+            size as f64 * 100.0 / f64::from(s.partition_size.max(1))
+        ),
+        None => "; size not checked (no partition table: set `partition-table`)".to_string(),
+    };
+    rep.status(
+        "Image",
+        format!(
+            "{} app{app}: {}, md5 {}{slot}",
+            image.chip,
+            HumanBytes(size),
+            image.md5
+        ),
+    );
+    rep.json(json!({
+        "reason": "image-ready",
+        "elf": elf,
+        "path": written,
+        "chip": image.chip.to_string(),
+        "size": size,
+        "md5": image.md5,
+        "app": image.app,
+        "partition": image.slot.as_ref().map(|s| s.partition.clone()),
+        "partition_size": image.slot.as_ref().map(|s| s.partition_size),
+        "ota_slots": image.slot.as_ref().map(|s| s.ota_slots),
+    }));
+}
+
+/// Upload to every planned device, one after the other.
+fn upload_all(rep: &Reporter, planned: &[Planned], what: &str, image: &[u8]) -> Result<(), Error> {
+    if let [one] = planned {
+        return upload_one(rep, &one.target, what, image, &one.options).map(|_| ());
+    }
+    let mut failed = 0;
+    for p in planned {
+        if let Err(e) = upload_one(rep, &p.target, what, image, &p.options) {
+            rep.error(&e);
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        return Err(Error::SomeFailed {
+            failed,
+            total: planned.len(),
+        });
+    }
+    Ok(())
+}
+
+/// `cargo ota [OPTIONS]`.
+pub fn main_command(rep: &Reporter, args: &MainArgs) -> Result<(), Error> {
+    let ctx = load_context(&args.cargo, args.image.elf.is_none(), rep)?;
+    // Settle the devices first: a typo in a device name should not cost a build.
+    let planned = plan::plan(
+        &ctx.config,
+        &args.devices,
+        &args.auth,
+        &args.session,
+        Command::Flash,
+    )?;
+    let (elf, image) = make_image(&ctx, &args.cargo, &args.image, rep)?;
+    let what = elf
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "firmware".into());
+    upload_all(rep, &planned, &what, &image.data)
+}
+
+/// `cargo ota image`.
+pub fn image_command(rep: &Reporter, args: &ImageCommandArgs) -> Result<(), Error> {
+    let ctx = load_context(&args.cargo, args.image.elf.is_none(), rep)?;
+    let (elf_path, target, idf_table) = firmware(&ctx, &args.cargo, &args.image, rep)?;
+    let opts = image_options(&ctx, &args.image, target, idf_table)?;
+    let elf = fs::read(&elf_path).map_err(|e| Error::read_file(&elf_path, &e))?;
+    let image = image::convert(&elf_path, &elf, &opts, &mut |w| rep.warn(w))?;
+    let out = args.output.clone().unwrap_or_else(|| {
+        let mut p = elf_path.clone().into_os_string();
+        p.push(".bin");
+        PathBuf::from(p)
+    });
+    let tmp = out.with_extension("cargo-ota.partial");
+    fs::write(&tmp, &image.data)
+        .and_then(|_| fs::rename(&tmp, &out))
+        .map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::usage(format!("cannot write `{}`: {e}", out.display()), None)
+        })?;
+    report_image(rep, &elf_path, &image, Some(&out));
+    rep.status("Wrote", out.display());
+    Ok(())
+}
+
+/// `cargo ota upload FILE`.
+pub fn upload_command(rep: &Reporter, args: &UploadArgs) -> Result<(), Error> {
+    let kind = if args.fs {
+        Command::Filesystem
+    } else {
+        Command::Flash
+    };
+    let cargo = CargoArgs {
+        manifest_path: args.manifest_path.clone(),
+        ..Default::default()
+    };
+    // Inside a package, its configuration applies (ports, passwords, devices).
+    let ctx = load_context(&cargo, false, rep)?;
+    let planned = plan::plan(&ctx.config, &args.devices, &args.auth, &args.session, kind)?;
+    let image = read_image(&args.file, kind)?;
+    let what = args.file.display().to_string();
+    upload_all(rep, &planned, &what, &image)
+}

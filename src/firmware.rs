@@ -1,0 +1,369 @@
+//! The firmware: find the package with `cargo metadata`, build it with cargo's JSON
+//! messages, and pick the one executable artifact.
+
+use std::ffi::OsString;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use cargo_metadata::{Message, Metadata, MetadataCommand, Package};
+
+use crate::error::Error;
+
+/// Cargo options passed through to `cargo build` (grouped like cargo's help).
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    pub release: bool,
+    pub profile: Option<String>,
+    pub package: Option<String>,
+    pub bin: Option<String>,
+    pub example: Option<String>,
+    pub features: Vec<String>,
+    pub all_features: bool,
+    pub no_default_features: bool,
+    pub target: Option<String>,
+    pub target_dir: Option<PathBuf>,
+    pub manifest_path: Option<PathBuf>,
+    pub locked: bool,
+    pub frozen: bool,
+    pub offline: bool,
+    pub unstable: Vec<String>,
+}
+
+/// The cargo to run: `$CARGO`, else `cargo`.
+pub fn cargo_program() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// The selected package and its workspace.
+#[derive(Clone, Debug)]
+pub struct Project {
+    pub metadata: Metadata,
+    pub package: Package,
+}
+
+impl Project {
+    pub fn manifest_path(&self) -> &Path {
+        self.package.manifest_path.as_std_path()
+    }
+
+    pub fn package_dir(&self) -> &Path {
+        self.manifest_path().parent().unwrap_or(Path::new("."))
+    }
+
+    pub fn workspace_root(&self) -> &Path {
+        self.metadata.workspace_root.as_std_path()
+    }
+}
+
+/// Run `cargo metadata` and select the package: `-p`, else the one whose directory
+/// holds the current directory (or `--manifest-path`), else the only member.
+pub fn load_project(opts: &BuildOptions, cwd: &Path) -> Result<Project, Error> {
+    let mut cmd = MetadataCommand::new();
+    cmd.cargo_path(cargo_program()).no_deps().current_dir(cwd);
+    if let Some(m) = &opts.manifest_path {
+        cmd.manifest_path(m);
+    }
+    let mut other = Vec::new();
+    for (on, flag) in [
+        (opts.locked, "--locked"),
+        (opts.frozen, "--frozen"),
+        (opts.offline, "--offline"),
+    ] {
+        if on {
+            other.push(flag.to_string());
+        }
+    }
+    cmd.other_options(other);
+    let metadata = cmd.exec().map_err(|e| {
+        let detail = match &e {
+            cargo_metadata::Error::CargoMetadata { stderr } => stderr.trim().to_string(),
+            other => other.to_string(),
+        };
+        Error::usage(
+            format!("cannot read the cargo project: {detail}"),
+            Some("run cargo ota inside a cargo package, or pass --manifest-path".to_string()),
+        )
+    })?;
+    let members: Vec<&Package> = metadata.workspace_packages();
+    let names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
+    let chosen = if let Some(name) = &opts.package {
+        members
+            .iter()
+            .find(|p| p.name.as_str() == name)
+            .ok_or_else(|| {
+                Error::usage(
+                    format!("package `{name}` is not in this workspace"),
+                    Some(format!("packages: {}", names.join(", "))),
+                )
+            })?
+    } else {
+        let anchor = match &opts.manifest_path {
+            Some(m) => {
+                let m = if m.is_absolute() {
+                    m.clone()
+                } else {
+                    cwd.join(m)
+                };
+                m.parent().map(Path::to_path_buf).unwrap_or_default()
+            }
+            None => cwd.to_path_buf(),
+        };
+        let anchor = anchor.canonicalize().unwrap_or(anchor);
+        let mut holding: Vec<&&Package> = members
+            .iter()
+            .filter(|p| {
+                p.manifest_path
+                    .parent()
+                    .is_some_and(|d| anchor.starts_with(d.as_std_path()))
+            })
+            .collect();
+        holding.sort_by_key(|p| std::cmp::Reverse(p.manifest_path.as_str().len()));
+        match (holding.first(), members.as_slice()) {
+            (Some(p), _) => **p,
+            (None, [only]) => only,
+            _ => {
+                return Err(Error::usage(
+                    "this workspace has several packages; which one is the firmware?",
+                    Some(format!("pick one with -p: {}", names.join(", "))),
+                ));
+            }
+        }
+    };
+    Ok(Project {
+        package: (*chosen).clone(),
+        metadata,
+    })
+}
+
+/// `[build] target` from the cargo config files cargo would read from `cwd`.
+fn config_target(cwd: &Path) -> Option<String> {
+    let mut files: Vec<PathBuf> = cwd
+        .ancestors()
+        .flat_map(|d| [d.join(".cargo/config.toml"), d.join(".cargo/config")])
+        .collect();
+    if let Some(home) = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+    {
+        files.push(home.join("config.toml"));
+        files.push(home.join("config"));
+    }
+    files.iter().find_map(|f| {
+        let text = std::fs::read_to_string(f).ok()?;
+        let v: toml::Value = toml::from_str(&text).ok()?;
+        match v.get("build")?.get("target")? {
+            toml::Value::String(s) => Some(s.clone()),
+            toml::Value::Array(a) if a.len() == 1 => a[0].as_str().map(str::to_string),
+            _ => None,
+        }
+    })
+}
+
+/// Does the cargo config enable `build-std`?
+fn config_build_std(cwd: &Path) -> bool {
+    cwd.ancestors()
+        .flat_map(|d| [d.join(".cargo/config.toml"), d.join(".cargo/config")])
+        .any(|f| {
+            std::fs::read_to_string(f)
+                .ok()
+                .and_then(|t| toml::from_str::<toml::Value>(&t).ok())
+                .is_some_and(|v| v.get("unstable").and_then(|u| u.get("build-std")).is_some())
+        })
+}
+
+/// The target triple the build is for: `--target`, `CARGO_BUILD_TARGET`, then
+/// `build.target` in the cargo config files.
+pub fn build_target(opts: &BuildOptions, cwd: &Path) -> Option<String> {
+    opts.target
+        .clone()
+        .or_else(|| {
+            std::env::var("CARGO_BUILD_TARGET")
+                .ok()
+                .filter(|t| !t.is_empty())
+        })
+        .or_else(|| config_target(cwd))
+}
+
+/// A built firmware.
+#[derive(Clone, Debug)]
+pub struct Built {
+    pub elf: PathBuf,
+    /// The binary or example name.
+    pub name: String,
+    /// A partition table that esp-idf-sys generated during the build, if any.
+    pub idf_partition_table: Option<PathBuf>,
+}
+
+/// Run `cargo build` with JSON messages; diagnostics go to stderr as cargo shows them.
+pub fn build(
+    project: &Project,
+    opts: &BuildOptions,
+    target: Option<&str>,
+    cwd: &Path,
+) -> Result<Built, Error> {
+    let mut cmd = Command::new(cargo_program());
+    cmd.current_dir(cwd).arg("build");
+    cmd.arg("--message-format=json-diagnostic-rendered-ansi");
+    cmd.args(["--package", project.package.name.as_str()]);
+    if let Some(p) = &opts.profile {
+        cmd.args(["--profile", p]);
+    } else if opts.release {
+        cmd.arg("--release");
+    }
+    if let Some(b) = &opts.bin {
+        cmd.args(["--bin", b]);
+    }
+    if let Some(e) = &opts.example {
+        cmd.args(["--example", e]);
+    }
+    if !opts.features.is_empty() {
+        cmd.args(["--features", &opts.features.join(",")]);
+    }
+    if opts.all_features {
+        cmd.arg("--all-features");
+    }
+    if opts.no_default_features {
+        cmd.arg("--no-default-features");
+    }
+    if let Some(t) = &opts.target {
+        cmd.args(["--target", t]);
+    }
+    if let Some(d) = &opts.target_dir {
+        cmd.arg("--target-dir").arg(d);
+    }
+    if let Some(m) = &opts.manifest_path {
+        cmd.arg("--manifest-path").arg(m);
+    }
+    for (on, flag) in [
+        (opts.locked, "--locked"),
+        (opts.frozen, "--frozen"),
+        (opts.offline, "--offline"),
+    ] {
+        if on {
+            cmd.arg(flag);
+        }
+    }
+    for z in &opts.unstable {
+        cmd.arg(format!("-Z{z}"));
+    }
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .stdin(Stdio::null());
+    let mut child = cmd.spawn().map_err(|e| Error::Build {
+        message: format!("cannot run `{}`: {e}", cargo_program().to_string_lossy()),
+        hint: Some("is cargo installed? $CARGO names the cargo to use".to_string()),
+    })?;
+
+    let mut executables: Vec<(String, String, PathBuf)> = Vec::new();
+    let mut idf_partition_table = None;
+    let mut success = None;
+    let stdout = child.stdout.take().expect("piped");
+    let mut err = std::io::stderr();
+    for message in Message::parse_stream(BufReader::new(stdout)) {
+        let Ok(message) = message else { continue };
+        match message {
+            Message::CompilerMessage(m) => {
+                if let Some(rendered) = &m.message.rendered {
+                    let _ = write!(err, "{rendered}");
+                }
+            }
+            Message::CompilerArtifact(a) => {
+                if a.package_id == project.package.id
+                    && let Some(exe) = a.executable
+                {
+                    let kind = a
+                        .target
+                        .kind
+                        .first()
+                        .map(|k| k.to_string())
+                        .unwrap_or_default();
+                    executables.push((a.target.name.clone(), kind, exe.into_std_path_buf()));
+                }
+            }
+            Message::BuildScriptExecuted(s) if s.package_id.repr.contains("esp-idf-sys") => {
+                let table = s
+                    .out_dir
+                    .as_std_path()
+                    .join("build/partition_table/partition-table.bin");
+                if table.is_file() {
+                    idf_partition_table = Some(table);
+                }
+            }
+            Message::BuildFinished(f) => success = Some(f.success),
+            Message::TextLine(line) => {
+                let _ = writeln!(err, "{line}");
+            }
+            _ => {}
+        }
+    }
+    let status = child.wait().map_err(|e| Error::Build {
+        message: format!("cargo did not finish: {e}"),
+        hint: None,
+    })?;
+    if !status.success() || success == Some(false) {
+        let xtensa = target.is_some_and(|t| t.starts_with("xtensa-"));
+        let has_build_std =
+            opts.unstable.iter().any(|z| z.starts_with("build-std")) || config_build_std(cwd);
+        let hint = if xtensa && !has_build_std {
+            Some(format!(
+                "the Xtensa target `{}` has no prebuilt standard library: add `[unstable] build-std = [\"core\"]` (or [\"std\", \"panic_abort\"] for esp-idf) to .cargo/config.toml, or pass -Zbuild-std=core, and use the esp toolchain (espup)",
+                target.unwrap_or_default()
+            ))
+        } else {
+            Some("fix the errors above and run again".to_string())
+        };
+        return Err(Error::Build {
+            message: format!("could not build `{}`", project.package.name),
+            hint,
+        });
+    }
+    let wanted: Vec<&(String, String, PathBuf)> = executables
+        .iter()
+        .filter(|(name, kind, _)| match (&opts.bin, &opts.example) {
+            (Some(b), _) => name == b && kind == "bin",
+            (None, Some(e)) => name == e && kind == "example",
+            (None, None) => kind == "bin",
+        })
+        .collect();
+    let default_run: Vec<&(String, String, PathBuf)> = match &project.package.default_run {
+        Some(d) if wanted.len() > 1 => wanted.iter().copied().filter(|(n, _, _)| n == d).collect(),
+        _ => wanted,
+    };
+    match default_run.as_slice() {
+        [(name, _, elf)] => Ok(Built {
+            elf: elf.clone(),
+            name: name.clone(),
+            idf_partition_table,
+        }),
+        [] => Err(Error::Build {
+            message: format!(
+                "the build of `{}` produced no executable{}",
+                project.package.name,
+                match (&opts.bin, &opts.example) {
+                    (Some(b), _) => format!(" named `{b}`"),
+                    (None, Some(e)) => format!(" for example `{e}`"),
+                    _ => String::new(),
+                }
+            ),
+            hint: Some(
+                "cargo ota needs a binary: check --bin/--example, or pick the firmware package with -p"
+                    .to_string(),
+            ),
+        }),
+        many => {
+            let names: Vec<&str> = many.iter().map(|(n, _, _)| n.as_str()).collect();
+            Err(Error::Build {
+                message: format!(
+                    "`{}` has several binaries: {}",
+                    project.package.name,
+                    names.join(", ")
+                ),
+                hint: Some(format!(
+                    "pick one with --bin {} (or set `default-run` in Cargo.toml)",
+                    names[0]
+                )),
+            })
+        }
+    }
+}

@@ -1,0 +1,495 @@
+//! ELF → the app image an OTA slot takes, with espflash's image tools; the chip,
+//! the flash settings and the partition-size check are settled here, before any
+//! network traffic.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use esp_idf_part::{AppType, PartitionTable, SubType, Type};
+use espflash::flasher::{FlashData, FlashFrequency, FlashMode, FlashSettings, FlashSize};
+use espflash::image_format::Metadata;
+use espflash::image_format::idf::{IdfBootloaderFormat, check_idf_bootloader};
+use espflash::target::Chip;
+
+use crate::error::Error;
+use crate::protocol::md5_hex;
+
+/// Every chip name `--chip` takes.
+pub const CHIP_NAMES: &[&str] = &[
+    "esp32", "esp32c2", "esp32c3", "esp32c5", "esp32c6", "esp32c61", "esp32h2", "esp32h4",
+    "esp32p4", "esp32s2", "esp32s3", "esp32s31",
+];
+
+/// Parse a chip name: `esp32c3`, `ESP32-C3`, `esp32_c3`.
+pub fn parse_chip(name: &str) -> Option<Chip> {
+    let norm: String = name
+        .chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    CHIP_NAMES
+        .contains(&norm.as_str())
+        .then(|| Chip::from_str(&norm).ok())
+        .flatten()
+}
+
+/// Parse a flash size in espflash's spelling: `4mb`, `16MB`, `256kb`.
+pub fn parse_flash_size(s: &str) -> Option<FlashSize> {
+    FlashSize::from_str(s.trim()).ok()
+}
+
+/// Parse a flash mode: `qio`, `qout`, `dio`, `dout`.
+pub fn parse_flash_mode(s: &str) -> Option<FlashMode> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "qio" => Some(FlashMode::Qio),
+        "qout" => Some(FlashMode::Qout),
+        "dio" => Some(FlashMode::Dio),
+        "dout" => Some(FlashMode::Dout),
+        _ => None,
+    }
+}
+
+/// Parse a flash frequency: `80mhz`, `40MHz`, `80`.
+pub fn parse_flash_freq(s: &str) -> Option<FlashFrequency> {
+    let t = s.trim().to_ascii_lowercase();
+    let mhz = t.strip_suffix("mhz").or(t.strip_suffix('m')).unwrap_or(&t);
+    Some(match mhz.trim() {
+        "12" => FlashFrequency::_12Mhz,
+        "15" => FlashFrequency::_15Mhz,
+        "16" => FlashFrequency::_16Mhz,
+        "20" => FlashFrequency::_20Mhz,
+        "24" => FlashFrequency::_24Mhz,
+        "26" => FlashFrequency::_26Mhz,
+        "30" => FlashFrequency::_30Mhz,
+        "40" => FlashFrequency::_40Mhz,
+        "48" => FlashFrequency::_48Mhz,
+        "60" => FlashFrequency::_60Mhz,
+        "80" => FlashFrequency::_80Mhz,
+        _ => return None,
+    })
+}
+
+/// Chips a target triple can be for.
+pub fn chips_for_target(triple: &str) -> Vec<Chip> {
+    let arch = triple.split('-').next().unwrap_or("");
+    let names: &[&str] = match arch {
+        "xtensa" => {
+            if triple.starts_with("xtensa-esp32s2") {
+                &["esp32s2"]
+            } else if triple.starts_with("xtensa-esp32s3") {
+                &["esp32s3"]
+            } else if triple.starts_with("xtensa-esp32-") {
+                &["esp32"]
+            } else {
+                &[]
+            }
+        }
+        "riscv32imc" => &["esp32c2", "esp32c3"],
+        "riscv32imac" => &["esp32c5", "esp32c6", "esp32c61", "esp32h2"],
+        "riscv32imafc" => &["esp32p4"],
+        _ => &[],
+    };
+    names.iter().filter_map(|n| parse_chip(n)).collect()
+}
+
+fn is_xtensa(chip: Chip) -> bool {
+    matches!(chip, Chip::Esp32 | Chip::Esp32s2 | Chip::Esp32s3)
+}
+
+/// The instruction set of an ESP ELF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    RiscV,
+    Xtensa,
+}
+
+/// Check that `elf` is a 32-bit little-endian RISC-V or Xtensa ELF.
+pub fn check_esp_elf(path: &Path, elf: &[u8]) -> Result<Arch, Error> {
+    let not_esp = |what: String| {
+        Error::image(
+            format!("`{}` is not an ESP app ELF: {what}", path.display()),
+            Some(
+                "build for an ESP target (e.g. --target riscv32imc-unknown-none-elf, or build.target in .cargo/config.toml)"
+                    .to_string(),
+            ),
+        )
+    };
+    if elf.len() < 52 || &elf[..4] != b"\x7fELF" {
+        return Err(not_esp("it is not an ELF file".into()));
+    }
+    let machine = u16::from_le_bytes([elf[18], elf[19]]);
+    let described = match (elf[4], machine) {
+        (_, 243) => "RISC-V",
+        (_, 94) => "Xtensa",
+        (_, 62) => "x86-64",
+        (_, 3) => "x86",
+        (_, 183) => "AArch64",
+        (_, 40) => "ARM",
+        _ => "an unknown architecture",
+    };
+    if elf[4] != 1 || elf[5] != 1 {
+        return Err(not_esp(format!(
+            "it is a {}-bit {} ELF (ESP chips take 32-bit little-endian RISC-V or Xtensa); was it built for the host?",
+            if elf[4] == 2 { 64 } else { 32 },
+            described
+        )));
+    }
+    match machine {
+        243 => Ok(Arch::RiscV),
+        94 => Ok(Arch::Xtensa),
+        _ => Err(not_esp(format!(
+            "it is built for {described}; was it built for the host?"
+        ))),
+    }
+}
+
+/// Where a chip choice came from, for messages.
+#[derive(Clone, Debug)]
+pub struct ChipChoice {
+    pub name: String,
+    /// e.g. "--chip", "`chip` in Cargo.toml".
+    pub source: String,
+}
+
+/// Settings for the conversion, already merged from CLI, config and espflash.toml.
+#[derive(Clone, Debug, Default)]
+pub struct ImageOptions {
+    pub chip: Option<ChipChoice>,
+    pub target_triple: Option<String>,
+    pub flash_mode: Option<FlashMode>,
+    pub flash_size: Option<FlashSize>,
+    pub flash_freq: Option<FlashFrequency>,
+    pub partition_table: Option<PathBuf>,
+    pub target_app_partition: Option<String>,
+    pub min_chip_rev: u16,
+    pub check_app_descriptor: bool,
+}
+
+/// What the app descriptor says.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AppInfo {
+    pub name: String,
+    pub version: String,
+    pub date: String,
+    pub time: String,
+}
+
+/// The OTA slot the image was checked against.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SlotCheck {
+    pub partition: String,
+    pub partition_size: u32,
+    pub ota_slots: usize,
+}
+
+/// A converted app image.
+#[derive(Clone, Debug)]
+pub struct AppImage {
+    pub data: Vec<u8>,
+    pub md5: String,
+    pub chip: Chip,
+    pub app: Option<AppInfo>,
+    /// `None` when no partition table is known.
+    pub slot: Option<SlotCheck>,
+}
+
+/// Decide the chip from the options, the ELF's metadata and the target triple.
+pub fn resolve_chip(elf: &[u8], arch: Arch, opts: &ImageOptions) -> Result<Chip, Error> {
+    let explicit = match &opts.chip {
+        Some(c) => Some((
+            parse_chip(&c.name).ok_or_else(|| {
+                Error::usage(
+                    format!("unknown chip `{}` ({})", c.name, c.source),
+                    Some(format!("use one of: {}", CHIP_NAMES.join(", "))),
+                )
+            })?,
+            c,
+        )),
+        None => None,
+    };
+    let metadata = Metadata::from_bytes(Some(elf));
+    let from_elf = metadata.chip_name().and_then(parse_chip);
+    let chip = match (explicit, from_elf) {
+        (Some((chip, choice)), Some(elf_chip)) if chip != elf_chip => {
+            return Err(Error::image(
+                format!(
+                    "the ELF was built for {elf_chip}, but {} says {chip}",
+                    choice.source
+                ),
+                Some(format!(
+                    "build for {chip}, or fix {} to {elf_chip}",
+                    choice.source
+                )),
+            ));
+        }
+        (Some((chip, _)), _) => chip,
+        (None, Some(elf_chip)) => elf_chip,
+        (None, None) => {
+            let triple = opts.target_triple.as_deref().unwrap_or("");
+            match chips_for_target(triple).as_slice() {
+                [one] => *one,
+                [] => {
+                    return Err(Error::image(
+                        format!(
+                            "cannot tell which chip this ELF is for{}",
+                            if triple.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (target `{triple}`)")
+                            }
+                        ),
+                        Some(format!(
+                            "pass --chip or set `chip` in [package.metadata.ota]; chips: {}",
+                            CHIP_NAMES.join(", ")
+                        )),
+                    ));
+                }
+                many => {
+                    let list: Vec<String> = many.iter().map(|c| c.to_string()).collect();
+                    return Err(Error::image(
+                        format!(
+                            "target `{triple}` fits several chips ({}) and the ELF does not say which",
+                            list.join(", ")
+                        ),
+                        Some(format!(
+                            "pass --chip or set `chip = \"{}\"` in [package.metadata.ota]",
+                            list[0]
+                        )),
+                    ));
+                }
+            }
+        }
+    };
+    let chip_arch = if is_xtensa(chip) {
+        Arch::Xtensa
+    } else {
+        Arch::RiscV
+    };
+    if chip_arch != arch {
+        return Err(Error::image(
+            format!(
+                "the ELF is {} code but {chip} is {}",
+                if arch == Arch::Xtensa {
+                    "Xtensa"
+                } else {
+                    "RISC-V"
+                },
+                if chip_arch == Arch::Xtensa {
+                    "an Xtensa chip"
+                } else {
+                    "a RISC-V chip"
+                }
+            ),
+            Some("check --chip (or `chip` in [package.metadata.ota]) and the build target".into()),
+        ));
+    }
+    Ok(chip)
+}
+
+/// Read the partition table and pick the slot to check against.
+fn pick_slot(
+    path: &Path,
+    target: Option<&str>,
+    warn: &mut dyn FnMut(String),
+) -> Result<SlotCheck, Error> {
+    let data = std::fs::read(path).map_err(|e| Error::read_file(path, &e))?;
+    let table = PartitionTable::try_from(data).map_err(|e| {
+        Error::image(
+            format!("cannot read the partition table `{}`: {e}", path.display()),
+            Some("give an ESP-IDF partition table, as CSV or binary".to_string()),
+        )
+    })?;
+    let ota: Vec<_> = table
+        .partitions()
+        .iter()
+        .filter(|p| {
+            p.ty() == Type::App
+                && matches!(p.subtype(), SubType::App(a) if a != AppType::Factory && a != AppType::Test)
+        })
+        .collect();
+    let apps: Vec<String> = table
+        .partitions()
+        .iter()
+        .filter(|p| p.ty() == Type::App)
+        .map(|p| p.name())
+        .collect();
+    let slot = match target {
+        Some(name) => table
+            .partitions()
+            .iter()
+            .find(|p| p.name() == name && p.ty() == Type::App)
+            .ok_or_else(|| {
+                Error::usage(
+                    format!(
+                        "the partition table `{}` has no app partition `{name}` (target-app-partition)",
+                        path.display()
+                    ),
+                    Some(format!("app partitions: {}", apps.join(", "))),
+                )
+            })?,
+        None => *ota.iter().min_by_key(|p| p.size()).ok_or_else(|| {
+            Error::image(
+                format!(
+                    "the partition table `{}` has no OTA slot (app partitions: {}): a device flashed with it cannot take an OTA update",
+                    path.display(),
+                    apps.join(", ")
+                ),
+                Some("add ota_0 and ota_1 app partitions and an otadata partition, and flash the table once over serial".to_string()),
+            )
+        })?,
+    };
+    if ota.len() < 2 {
+        warn(format!(
+            "the partition table `{}` has {} OTA slot{}: with fewer than two, a failed update cannot fall back to the running firmware",
+            path.display(),
+            ota.len(),
+            if ota.len() == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(SlotCheck {
+        partition: slot.name(),
+        partition_size: slot.size(),
+        ota_slots: ota.len(),
+    })
+}
+
+/// Read the ESP-IDF app descriptor from an app image (first in the first segment).
+pub fn app_info(image: &[u8]) -> Option<AppInfo> {
+    let d = image.get(32..32 + 256)?;
+    if u32::from_le_bytes(d[..4].try_into().ok()?) != 0xABCD_5432 {
+        return None;
+    }
+    let text = |r: std::ops::Range<usize>| {
+        let b = &d[r];
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        String::from_utf8_lossy(&b[..end]).into_owned()
+    };
+    Some(AppInfo {
+        version: text(16..48),
+        name: text(48..80),
+        time: text(80..96),
+        date: text(96..112),
+    })
+}
+
+/// Convert `elf` (read from `path`) into an OTA app image.
+pub fn convert(
+    path: &Path,
+    elf: &[u8],
+    opts: &ImageOptions,
+    warn: &mut dyn FnMut(String),
+) -> Result<AppImage, Error> {
+    let arch = check_esp_elf(path, elf)?;
+    let chip = resolve_chip(elf, arch, opts)?;
+    if opts.check_app_descriptor
+        && let Err(e) = check_idf_bootloader(&elf.to_vec())
+    {
+        return Err(Error::image(
+            format!("`{}` has no app descriptor: {e}", path.display()),
+            Some("add `esp_bootloader_esp_idf::esp_app_desc!();` to the firmware, or pass --ignore-app-descriptor".to_string()),
+        ));
+    }
+    let slot = match &opts.partition_table {
+        Some(table) => Some(pick_slot(
+            table,
+            opts.target_app_partition.as_deref(),
+            warn,
+        )?),
+        None => None,
+    };
+    let flash_size = opts.flash_size.unwrap_or_default();
+    let flash_data = FlashData::new(
+        FlashSettings::new(opts.flash_mode, Some(flash_size), opts.flash_freq),
+        opts.min_chip_rev,
+        None,
+        chip,
+        chip.default_xtal_frequency(),
+    );
+    let format = IdfBootloaderFormat::new(
+        elf,
+        &flash_data,
+        opts.partition_table.as_deref(),
+        None,
+        None,
+        slot.as_ref().map(|s| s.partition.as_str()),
+    )
+    .map_err(|e| match e {
+        espflash::Error::ElfTooBig(app, part) => too_big(app, part, slot.as_ref()),
+        other => Error::image(
+            format!(
+                "cannot convert `{}` into an app image: {other}",
+                path.display()
+            ),
+            None,
+        ),
+    })?;
+    let data = format
+        .ota_segments()
+        .next()
+        .map(|s| s.data().to_vec())
+        .ok_or_else(|| Error::image("espflash produced no app segment", None))?;
+    if let Some(s) = &slot
+        && data.len() as u64 > u64::from(s.partition_size)
+    {
+        return Err(too_big(data.len() as u32, s.partition_size, Some(s)));
+    }
+    Ok(AppImage {
+        md5: md5_hex(&data),
+        app: app_info(&data),
+        data,
+        chip,
+        slot,
+    })
+}
+
+fn too_big(app: u32, part: u32, slot: Option<&SlotCheck>) -> Error {
+    let name = slot.map_or("the app partition".to_string(), |s| {
+        format!("OTA slot `{}`", s.partition)
+    });
+    Error::image(
+        format!(
+            "the app image is {app} bytes but {name} holds {part} bytes ({} bytes too many)",
+            app.saturating_sub(part)
+        ),
+        Some("make the firmware smaller (opt-level = \"s\", fewer features), or give the OTA slots more room in the partition table".to_string()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chip_names_match_espflash_and_the_emulator() {
+        for name in CHIP_NAMES {
+            let chip = parse_chip(name).unwrap_or_else(|| panic!("{name}"));
+            if let Some(id) = crate::appimage::chip_id(name) {
+                assert_eq!(chip.id(), id, "{name}");
+            }
+        }
+        assert_eq!(parse_chip("ESP32-C3"), Some(Chip::Esp32c3));
+        assert_eq!(parse_chip("esp8266"), None);
+    }
+
+    #[test]
+    fn triples() {
+        assert_eq!(
+            chips_for_target("xtensa-esp32s3-none-elf"),
+            vec![Chip::Esp32s3]
+        );
+        assert_eq!(chips_for_target("xtensa-esp32-espidf"), vec![Chip::Esp32]);
+        assert_eq!(chips_for_target("riscv32imc-unknown-none-elf").len(), 2);
+        assert!(chips_for_target("x86_64-unknown-linux-gnu").is_empty());
+    }
+
+    #[test]
+    fn flash_spellings() {
+        assert_eq!(parse_flash_size("4mb"), Some(FlashSize::_4Mb));
+        assert_eq!(parse_flash_size("16MB"), Some(FlashSize::_16Mb));
+        assert_eq!(parse_flash_size("3mb"), None);
+        assert_eq!(parse_flash_mode("DIO"), Some(FlashMode::Dio));
+        assert_eq!(parse_flash_freq("80mhz"), Some(FlashFrequency::_80Mhz));
+        assert_eq!(parse_flash_freq("40MHz"), Some(FlashFrequency::_40Mhz));
+        assert_eq!(parse_flash_freq("81mhz"), None);
+    }
+}
