@@ -2,6 +2,8 @@
 //! device, over 127.0.0.1 only, with a watchdog so no test can hang.
 #![allow(dead_code)]
 
+pub mod fixture;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -154,11 +156,21 @@ impl Run {
     }
 }
 
-/// Spawn the binary with `args` and `env`, stdin closed.
+/// Spawn the binary with `args` and `env`, stdin closed, in a directory outside
+/// any cargo package.
 pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
+    spawn_in(&std::env::temp_dir(), args, env)
+}
+
+/// Spawn the binary in `dir`.
+pub fn spawn_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
+        .current_dir(dir)
         .env_remove("CARGO_OTA_PASSWORD")
+        .env_remove("CARGO_OTA_HOST")
+        .env_remove("CARGO_OTA_PORT")
+        .env_remove("CARGO_BUILD_TARGET")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -203,6 +215,11 @@ pub fn finish(mut child: Child) -> Run {
 /// Run the binary to completion.
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
     finish(spawn(args, env))
+}
+
+/// Run the binary in `dir` to completion.
+pub fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    finish(spawn_in(dir, args, env))
 }
 
 /// Write `data` to a file in `dir`.

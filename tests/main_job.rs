@@ -1,0 +1,517 @@
+//! `cargo ota` in fixture esp-rs crates: build through a fake `$CARGO` (or the
+//! real one for a host build), convert with espflash, upload to emulated devices.
+
+mod support;
+
+use std::fs;
+
+use cargo_ota::sample::{self, SampleChip, SampleFirmware};
+use support::fixture::{Artifact, Fixture, env_refs, real_cargo};
+use support::{Emu, run_in};
+
+const PW: &str = "main-job-pw";
+
+const PARTITIONS: &str = "\
+# Name,   Type, SubType, Offset,   Size
+nvs,      data, nvs,     0x9000,   0x5000
+otadata,  data, ota,     0xe000,   0x2000
+ota_0,    app,  ota_0,   0x10000,  0x180000
+ota_1,    app,  ota_1,   0x190000, 0x180000
+";
+
+fn firmware(chip: SampleChip) -> SampleFirmware {
+    SampleFirmware::new(chip, 60_000)
+}
+
+/// Write a sample ELF where cargo would put the binary.
+fn put_elf(f: &Fixture, rel: &str, fw: &SampleFirmware) -> std::path::PathBuf {
+    f.write_bytes(rel, &sample::elf(fw))
+}
+
+fn bin(package_dir: &str, name: &str, elf: std::path::PathBuf) -> Artifact {
+    Artifact {
+        package_dir: package_dir.into(),
+        name: name.into(),
+        kind: "bin",
+        elf,
+    }
+}
+
+fn with(mut env: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+fn device_section(port: &str) -> String {
+    format!(
+        r#"[package.metadata.ota]
+partition-table = "partitions.csv"
+password-env = "FW_OTA_PASSWORD"
+default-devices = ["bench"]
+
+[package.metadata.ota.devices.bench]
+host = "127.0.0.1"
+port = {port}
+"#
+    )
+}
+
+#[test]
+fn release_build_converts_uploads_and_matches_cargo_ota_image() {
+    let emu = Emu::start(&[
+        "--password",
+        PW,
+        "--chip",
+        "esp32c3",
+        "--partition-size",
+        "1536k",
+    ]);
+    let f = Fixture::package("fw", &device_section(&emu.port()));
+    f.write("partitions.csv", PARTITIONS);
+    let elf = put_elf(
+        &f,
+        "target/riscv32imc-unknown-none-elf/release/fw",
+        &firmware(SampleChip::Esp32c3),
+    );
+    let env = with(
+        f.fake_cargo(&[bin("", "fw", elf)], &[], true),
+        &[("FW_OTA_PASSWORD", PW)],
+    );
+    // cargo runs us as `cargo-ota ota ...`.
+    let r = run_in(
+        f.root(),
+        &["ota", "--release", "--features", "wifi,ota"],
+        &env_refs(&env),
+    );
+    r.assert_code(0)
+        .assert_stderr("Building fw (release")
+        .assert_stderr("esp32c3 app `ota-sample` 0.1.0")
+        .assert_stderr("fits OTA slot `ota_0`")
+        .assert_stderr("Finished bench");
+    assert!(!r.stderr.contains(PW));
+    let calls = f.cargo_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(
+        calls[0].starts_with("build --message-format=json-diagnostic-rendered-ansi --package fw --release --features wifi,ota"),
+        "{calls:?}"
+    );
+    let ev = emu.next_event();
+    assert_eq!(ev["event"], "update-ok", "{ev}");
+    let received = fs::read(ev["path"].as_str().unwrap()).unwrap();
+
+    let out = f.path("fw.bin");
+    let r = run_in(
+        f.root(),
+        &[
+            "image",
+            "--release",
+            "-o",
+            out.to_str().unwrap(),
+            "--message-format",
+            "json",
+        ],
+        &env_refs(&env),
+    );
+    r.assert_code(0);
+    assert_eq!(
+        fs::read(&out).unwrap(),
+        received,
+        "cargo ota image differs from the upload"
+    );
+    let lines = r.json();
+    let ready = lines.iter().find(|l| l["reason"] == "image-ready").unwrap();
+    assert_eq!(ready["size"], received.len());
+    assert_eq!(ready["md5"], cargo_ota::protocol::md5_hex(&received));
+    assert_eq!(ready["chip"], "esp32c3");
+    assert_eq!(ready["partition"], "ota_0");
+    assert_eq!(ready["app"]["name"], "ota-sample");
+    assert!(lines.iter().any(|l| l["reason"] == "build-finished"));
+}
+
+#[test]
+fn json_pipeline_reports_each_stage() {
+    let emu = Emu::start(&[]);
+    let f = Fixture::package(
+        "fw",
+        &format!("[package.metadata.ota]\nport = {}\n", emu.port()),
+    );
+    let elf = put_elf(&f, "target/fw", &firmware(SampleChip::Esp32c3));
+    let env = f.fake_cargo(&[bin("", "fw", elf)], &[], true);
+    let r = run_in(
+        f.root(),
+        &["--host", "127.0.0.1", "--message-format", "json"],
+        &env_refs(&env),
+    );
+    r.assert_code(0);
+    let reasons: Vec<String> = r
+        .json()
+        .iter()
+        .map(|l| l["reason"].as_str().unwrap().to_string())
+        .filter(|r| r != "upload-progress")
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "build-finished",
+            "image-ready",
+            "upload-started",
+            "upload-finished"
+        ]
+    );
+    assert_eq!(emu.next_event()["event"], "update-ok");
+}
+
+#[test]
+fn workspace_member_selection_and_workspace_defaults() {
+    let emu = Emu::start(&[]);
+    let f = Fixture::new();
+    f.write(
+        "Cargo.toml",
+        &format!(
+            "[workspace]\nmembers = [\"fw-a\", \"fw-b\"]\nresolver = \"2\"\n\n[workspace.metadata.ota]\nport = {}\ndefault-devices = [\"bench\"]\n\n[workspace.metadata.ota.devices.bench]\nhost = \"127.0.0.1\"\n",
+            emu.port()
+        ),
+    );
+    f.add_package("fw-a", "fw-a", "");
+    f.add_package(
+        "fw-b",
+        "fw-b",
+        "[package.metadata.ota]\nchip = \"esp32c3\"\n",
+    );
+    let a = put_elf(&f, "target/fw-a", &firmware(SampleChip::Esp32c3));
+    let mut fw_b = firmware(SampleChip::Esp32c3);
+    fw_b.project_name = "fw-b".into();
+    let b = put_elf(&f, "target/fw-b", &fw_b);
+    let env = f.fake_cargo(&[bin("fw-a", "fw-a", a), bin("fw-b", "fw-b", b)], &[], true);
+
+    // At the root of a workspace with two packages, cargo ota asks which.
+    let r = run_in(f.root(), &[], &env_refs(&env));
+    r.assert_code(2)
+        .assert_stderr("several packages")
+        .assert_stderr("-p: fw-a, fw-b");
+    assert!(f.cargo_calls().is_empty(), "built before knowing what");
+
+    let r = run_in(f.root(), &["-p", "fw-b"], &env_refs(&env));
+    r.assert_code(0).assert_stderr("`fw-b` 0.1.0");
+    assert!(f.cargo_calls()[0].contains("--package fw-b"));
+    assert_eq!(emu.next_event()["event"], "update-ok");
+
+    // Inside a member's directory, that member is the one.
+    let r = run_in(&f.path("fw-a/src"), &[], &env_refs(&env));
+    r.assert_code(0);
+    assert!(f.cargo_calls()[1].contains("--package fw-a"));
+    assert_eq!(emu.next_event()["event"], "update-ok");
+}
+
+#[test]
+fn several_binaries_need_bin() {
+    let f = Fixture::package("fw", "");
+    let fw = put_elf(&f, "target/fw", &firmware(SampleChip::Esp32c3));
+    let tool = put_elf(&f, "target/tool", &firmware(SampleChip::Esp32c3));
+    let env = f.fake_cargo(&[bin("", "fw", fw), bin("", "tool", tool)], &[], true);
+    let r = run_in(f.root(), &["image"], &env_refs(&env));
+    r.assert_code(3)
+        .assert_stderr("several binaries: fw, tool")
+        .assert_stderr("--bin fw");
+    let r = run_in(f.root(), &["image", "--bin", "tool"], &env_refs(&env));
+    r.assert_code(0);
+    assert!(f.cargo_calls()[1].contains("--bin tool"));
+    assert!(f.path("target/tool.bin").is_file());
+    let r = run_in(f.root(), &["image", "--bin", "nope"], &env_refs(&env));
+    r.assert_code(3).assert_stderr("no executable named `nope`");
+}
+
+#[test]
+fn target_from_cargo_config_decides_the_chip() {
+    let f = Fixture::package("fw", "");
+    f.write(
+        ".cargo/config.toml",
+        "[build]\ntarget = \"riscv32imc-unknown-none-elf\"\n",
+    );
+    let mut fw = firmware(SampleChip::Esp32c3);
+    fw.chip_metadata = false;
+    let elf = put_elf(&f, "target/fw", &fw);
+    let env = f.fake_cargo(&[bin("", "fw", elf)], &[], true);
+    // riscv32imc is an ESP32-C2 or an ESP32-C3: the ELF does not say.
+    let r = run_in(f.root(), &["image"], &env_refs(&env));
+    r.assert_code(4)
+        .assert_stderr("target `riscv32imc-unknown-none-elf` fits several chips (esp32c2, esp32c3)")
+        .assert_stderr("--chip");
+    run_in(f.root(), &["image", "--chip", "esp32c3"], &env_refs(&env)).assert_code(0);
+
+    // An Xtensa triple names its chip.
+    let g = Fixture::package("fw", "");
+    g.write(
+        ".cargo/config.toml",
+        "[build]\ntarget = \"xtensa-esp32-none-elf\"\n",
+    );
+    let mut fw = firmware(SampleChip::Esp32);
+    fw.chip_metadata = false;
+    let elf = put_elf(&g, "target/fw", &fw);
+    let env = g.fake_cargo(&[bin("", "fw", elf)], &[], true);
+    run_in(g.root(), &["image"], &env_refs(&env))
+        .assert_code(0)
+        .assert_stderr("esp32 app");
+}
+
+#[test]
+fn build_failure_shows_diagnostics_and_exits_3() {
+    let f = Fixture::package("fw", "");
+    let diag = f.diagnostic("", "error[E0425]: cannot find value `wifi` in this scope\n");
+    let env = f.fake_cargo(&[], &[diag], false);
+    let r = run_in(f.root(), &["image"], &env_refs(&env));
+    r.assert_code(3)
+        .assert_stderr("error[E0425]: cannot find value `wifi` in this scope")
+        .assert_stderr("could not build `fw`");
+    // Xtensa without build-std: the hint cargo-espflash gives.
+    let r = run_in(
+        f.root(),
+        &["image", "--target", "xtensa-esp32s3-none-elf"],
+        &env_refs(&env),
+    );
+    r.assert_code(3).assert_stderr("build-std");
+    let r = run_in(
+        f.root(),
+        &[
+            "image",
+            "--target",
+            "xtensa-esp32s3-none-elf",
+            "-Zbuild-std=core",
+        ],
+        &env_refs(&env),
+    );
+    r.assert_code(3);
+    assert!(!r.stderr.contains("build-std = "), "{}", r.stderr);
+}
+
+#[test]
+fn a_real_host_build_is_not_an_esp_app() {
+    let f = Fixture::package("hostfw", "");
+    let target_dir = f.path("target");
+    let cargo = real_cargo();
+    let r = run_in(
+        f.root(),
+        &[
+            "--host",
+            "127.0.0.1",
+            "--target-dir",
+            target_dir.to_str().unwrap(),
+        ],
+        &[("CARGO", cargo.as_str())],
+    );
+    r.assert_code(4)
+        .assert_stderr("is not an ESP app ELF")
+        .assert_stderr("built for the host")
+        .assert_stderr("--target");
+}
+
+#[test]
+fn image_checks_before_any_traffic() {
+    let emu = Emu::start(&[]);
+    let f = Fixture::package(
+        "fw",
+        &format!("[package.metadata.ota]\nport = {}\n", emu.port()),
+    );
+    let elf = put_elf(
+        &f,
+        "target/fw",
+        &SampleFirmware::new(SampleChip::Esp32c3, 120_000),
+    );
+    let env = f.fake_cargo(&[bin("", "fw", elf.clone())], &[], true);
+    let go = |extra: &[&str]| {
+        let mut args = vec!["--host", "127.0.0.1"];
+        args.extend_from_slice(extra);
+        run_in(f.root(), &args, &env_refs(&env))
+    };
+    // Too big for the smallest OTA slot: both sizes named.
+    f.write("small.csv", "nvs,data,nvs,0x9000,0x5000\notadata,data,ota,0xe000,0x2000\nota_0,app,ota_0,0x10000,0x10000\nota_1,app,ota_1,0x20000,0x100000\n");
+    go(&["--partition-table", "small.csv"])
+        .assert_code(4)
+        .assert_stderr("OTA slot `ota_0` holds 65536 bytes")
+        .assert_stderr("the app image is");
+    // No OTA slot at all.
+    f.write(
+        "factory.csv",
+        "nvs,data,nvs,0x9000,0x6000\nfactory,app,factory,0x10000,0x3f0000\n",
+    );
+    go(&["--partition-table", "factory.csv"])
+        .assert_code(4)
+        .assert_stderr("has no OTA slot");
+    // A slot that does not exist.
+    go(&[
+        "--partition-table",
+        "small.csv",
+        "--target-app-partition",
+        "ota_7",
+    ])
+    .assert_code(2)
+    .assert_stderr("no app partition `ota_7`")
+    .assert_stderr("ota_0, ota_1");
+    // The chip contradicts the ELF.
+    go(&["--chip", "esp32s3"])
+        .assert_code(4)
+        .assert_stderr("built for esp32c3, but --chip says esp32s3");
+    // An unknown chip.
+    go(&["--chip", "esp99"])
+        .assert_code(2)
+        .assert_stderr("unknown chip `esp99`");
+    assert!(emu.pending_events().is_empty(), "the device was contacted");
+    // One OTA slot: a warning, and the upload goes ahead.
+    f.write("one.csv", "nvs,data,nvs,0x9000,0x5000\notadata,data,ota,0xe000,0x2000\nota_0,app,ota_0,0x10000,0x180000\n");
+    go(&["--partition-table", "one.csv"])
+        .assert_code(0)
+        .assert_stderr("has 1 OTA slot");
+    assert_eq!(emu.next_event()["event"], "update-ok");
+}
+
+#[test]
+fn app_descriptor_is_required_unless_ignored() {
+    let emu = Emu::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut fw = firmware(SampleChip::Esp32c3);
+    fw.app_descriptor = false;
+    let elf = dir.path().join("fw.elf");
+    fs::write(&elf, sample::elf(&fw)).unwrap();
+    let port = emu.port();
+    let args = [
+        "--elf",
+        elf.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+    ];
+    run_in(dir.path(), &args, &[])
+        .assert_code(4)
+        .assert_stderr("no app descriptor")
+        .assert_stderr("esp_app_desc!");
+    let mut args = args.to_vec();
+    args.push("--ignore-app-descriptor");
+    run_in(dir.path(), &args, &[]).assert_code(0);
+    assert_eq!(emu.next_event()["event"], "update-ok");
+}
+
+#[test]
+fn elf_option_skips_the_build_for_each_chip() {
+    let dir = tempfile::tempdir().unwrap();
+    for (chip, name) in [
+        (SampleChip::Esp32c3, "esp32c3"),
+        (SampleChip::Esp32, "esp32"),
+    ] {
+        let emu = Emu::start(&["--chip", name]);
+        let elf = dir.path().join(format!("{name}.elf"));
+        fs::write(&elf, sample::elf(&firmware(chip))).unwrap();
+        let port = emu.port();
+        run_in(
+            dir.path(),
+            &[
+                "--elf",
+                elf.to_str().unwrap(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port,
+            ],
+            &[],
+        )
+        .assert_code(0)
+        .assert_stderr(&format!("{name} app"));
+        let ev = emu.next_event();
+        assert_eq!(ev["event"], "update-ok", "{name}: {ev}");
+    }
+    // A host ELF given with --elf.
+    let me = std::env::current_exe().unwrap();
+    run_in(dir.path(), &["image", "--elf", me.to_str().unwrap()], &[])
+        .assert_code(4)
+        .assert_stderr("is not an ESP app ELF");
+}
+
+#[test]
+fn configuration_errors_name_file_key_and_value() {
+    let cargo = real_cargo();
+    let env = [("CARGO", cargo.as_str())];
+    let case = |ota: &str, args: &[&str]| {
+        let f = Fixture::package("fw", ota);
+        let r = run_in(f.root(), args, &env);
+        r.assert_code(2);
+        let manifest = f.path("Cargo.toml").canonicalize().unwrap();
+        (r, manifest.display().to_string())
+    };
+    let (r, m) = case("[package.metadata.ota]\nprot = 3232\n", &[]);
+    r.assert_stderr(&m)
+        .assert_stderr("`package.metadata.ota.prot` is not a known key")
+        .assert_stderr("did you mean `port`?");
+    let (r, _) = case("[package.metadata.ota]\nport = \"x\"\n", &[]);
+    r.assert_stderr("`package.metadata.ota.port` must be a port number")
+        .assert_stderr("\"x\"");
+    let (r, _) = case("[package.metadata.ota]\nchip = \"esp32c33\"\n", &[]);
+    r.assert_stderr("did you mean `esp32c3`?");
+    let (r, _) = case(
+        "[package.metadata.ota.devices.bench]\nhost = \"127.0.0.1\"\n",
+        &["-d", "bnech"],
+    );
+    r.assert_stderr("unknown device or group `bnech`")
+        .assert_stderr("did you mean `bench`?");
+    let (r, _) = case(
+        "[package.metadata.ota.devices.bench]\nhots = \"127.0.0.1\"\n",
+        &[],
+    );
+    r.assert_stderr("devices.bench.hots")
+        .assert_stderr("did you mean `host`?");
+    let (r, _) = case("", &[]);
+    r.assert_stderr("no device to update")
+        .assert_stderr("default-devices");
+    let (r, _) = case("", &["--flash-size", "3mb", "--host", "127.0.0.1"]);
+    r.assert_stderr("--flash-size `3mb`");
+}
+
+#[test]
+fn plaintext_password_warns_but_is_never_printed() {
+    let emu = Emu::start(&["--password", PW]);
+    let f = Fixture::package(
+        "fw",
+        &format!(
+            "[package.metadata.ota.devices.bench]\nhost = \"127.0.0.1\"\nport = {}\npassword = \"{PW}\"\n",
+            emu.port()
+        ),
+    );
+    let elf = put_elf(&f, "target/fw", &firmware(SampleChip::Esp32c3));
+    let env = f.fake_cargo(&[bin("", "fw", elf)], &[], true);
+    let r = run_in(f.root(), &["-d", "bench"], &env_refs(&env));
+    r.assert_code(0)
+        .assert_stderr("plaintext password")
+        .assert_stderr("password-env");
+    assert!(!r.stderr.contains(PW) && !r.stdout.contains(PW));
+    assert_eq!(emu.next_event()["event"], "update-ok");
+}
+
+#[test]
+fn init_adds_a_section_and_keeps_the_file() {
+    let f = Fixture::new();
+    let original = "# my firmware\n[package]\nname = \"fw\"   # aligned comment\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n\n[profile.release]\nopt-level = \"s\"\n";
+    f.write("Cargo.toml", original);
+    f.write("src/main.rs", "fn main() {}\n");
+    let cargo = real_cargo();
+    let env = [("CARGO", cargo.as_str())];
+    run_in(f.root(), &["init"], &env)
+        .assert_code(0)
+        .assert_stderr("Added a commented [package.metadata.ota] section");
+    let text = fs::read_to_string(f.path("Cargo.toml")).unwrap();
+    assert!(text.starts_with(original), "the existing file changed");
+    let doc: toml::Value = toml::from_str(&text).unwrap();
+    assert!(doc["package"]["metadata"]["ota"].is_table());
+    // The commented keys spell the real configuration: uncommenting one works.
+    assert!(text.contains("# partition-table = \"partitions.csv\""));
+    let again = run_in(f.root(), &["init", "--ci"], &env);
+    again
+        .assert_code(0)
+        .assert_stderr("already has a [package.metadata.ota]");
+    assert_eq!(fs::read_to_string(f.path("Cargo.toml")).unwrap(), text);
+    let wf = fs::read_to_string(f.path(".github/workflows/ota.yml")).unwrap();
+    assert!(wf.contains("cargo ota --release") && wf.contains("--message-format json"));
+    // The section it wrote is valid configuration.
+    let uncommented = text.replacen("# port = 3232", "port = 3232", 1);
+    f.write("Cargo.toml", &uncommented);
+    let r = run_in(f.root(), &[], &env);
+    r.assert_code(2).assert_stderr("no device to update");
+}
