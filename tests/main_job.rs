@@ -515,3 +515,41 @@ fn init_adds_a_section_and_keeps_the_file() {
     let r = run_in(f.root(), &[], &env);
     r.assert_code(2).assert_stderr("no device to update");
 }
+
+#[test]
+fn partition_table_from_the_esp_idf_sys_build() {
+    let f = Fixture::package("fw", "");
+    let elf = put_elf(
+        &f,
+        "target/fw",
+        &SampleFirmware::new(SampleChip::Esp32c3, 120_000),
+    );
+    let table = esp_idf_part::PartitionTable::try_from_str(
+        "nvs,data,nvs,0x9000,0x5000\notadata,data,ota,0xe000,0x2000\nota_0,app,ota_0,0x10000,0x10000\nota_1,app,ota_1,0x20000,0x10000\n",
+    )
+    .unwrap();
+    let out_dir = f.path("target/build/esp-idf-sys-1234/out");
+    f.write_bytes(
+        "target/build/esp-idf-sys-1234/out/build/partition_table/partition-table.bin",
+        &table.to_bin().unwrap(),
+    );
+    let script = serde_json::json!({
+        "reason": "build-script-executed",
+        "package_id": "registry+https://github.com/rust-lang/crates.io-index#esp-idf-sys@0.36.1",
+        "linked_libs": [], "linked_paths": [], "cfgs": [], "env": [],
+        "out_dir": out_dir
+    });
+    let env = f.fake_cargo(&[bin("", "fw", elf)], &[script], true);
+    run_in(f.root(), &["image"], &env_refs(&env))
+        .assert_code(4)
+        .assert_stderr("OTA slot `ota_0` holds 65536 bytes");
+    // A table given on the command line wins.
+    f.write("parts.csv", PARTITIONS);
+    run_in(
+        f.root(),
+        &["image", "--partition-table", "parts.csv"],
+        &env_refs(&env),
+    )
+    .assert_code(0)
+    .assert_stderr("fits OTA slot `ota_0` (1.50 MiB");
+}
