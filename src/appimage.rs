@@ -32,13 +32,17 @@ pub fn chip_name(id: u16) -> Option<&'static str> {
     CHIPS.iter().find(|(_, i)| *i == id).map(|(n, _)| *n)
 }
 
-/// The chip id for a name such as `esp32c3` (case and `-` are ignored).
-pub fn chip_id(name: &str) -> Option<u16> {
-    let norm: String = name
-        .chars()
+/// `ESP32-C3`, `esp32_c3` → `esp32c3`.
+pub fn normalize_chip_name(name: &str) -> String {
+    name.chars()
         .filter(|c| *c != '-' && *c != '_')
         .collect::<String>()
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+/// The chip id for a name such as `esp32c3` (case and `-` are ignored).
+pub fn chip_id(name: &str) -> Option<u16> {
+    let norm = normalize_chip_name(name);
     CHIPS.iter().find(|(n, _)| *n == norm).map(|(_, i)| *i)
 }
 
@@ -173,20 +177,9 @@ pub fn build(chip_id: u16, entry: u32, segments: &[(u32, &[u8])]) -> Vec<u8> {
 /// A sample ESP32-C3 app image of about `size` bytes: a flash-mapped data segment
 /// and an instruction segment with deterministic pseudo-random contents.
 pub fn sample_esp32c3(size: usize) -> Vec<u8> {
-    let mut state = 0x2545_f491_u32;
-    let mut bytes = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                state as u8
-            })
-            .collect()
-    };
     let body = size.saturating_sub(64).max(64);
-    let rodata = bytes(body / 4 * 3);
-    let text = bytes(body / 4);
+    let rodata = crate::sample::noise(0x2545_f491, body / 4 * 3);
+    let text = crate::sample::noise(0x1234_5678, body / 4);
     build(
         5,
         0x4200_0020,

@@ -22,11 +22,7 @@ pub const CHIP_NAMES: &[&str] = &[
 
 /// Parse a chip name: `esp32c3`, `ESP32-C3`, `esp32_c3`.
 pub fn parse_chip(name: &str) -> Option<Chip> {
-    let norm: String = name
-        .chars()
-        .filter(|c| *c != '-' && *c != '_')
-        .collect::<String>()
-        .to_ascii_lowercase();
+    let norm = crate::appimage::normalize_chip_name(name);
     CHIP_NAMES
         .contains(&norm.as_str())
         .then(|| Chip::from_str(&norm).ok())

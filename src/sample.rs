@@ -3,6 +3,16 @@
 //! the flash data segment, code in the flash instruction window, a RAM data
 //! section, and the `.espressif.metadata` chip name).
 
+/// A partition table with two 1.5 MiB OTA slots on a 4 MB flash, as most OTA
+/// projects have.
+pub const OTA_PARTITIONS_CSV: &str = "\
+# Name,   Type, SubType, Offset,   Size
+nvs,      data, nvs,     0x9000,   0x5000
+otadata,  data, ota,     0xe000,   0x2000
+ota_0,    app,  ota_0,   0x10000,  0x180000
+ota_1,    app,  ota_1,   0x190000, 0x180000
+";
+
 /// Address maps of the chips samples can be made for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SampleChip {

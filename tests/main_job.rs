@@ -11,13 +11,7 @@ use support::{Emu, run_in};
 
 const PW: &str = "main-job-pw";
 
-const PARTITIONS: &str = "\
-# Name,   Type, SubType, Offset,   Size
-nvs,      data, nvs,     0x9000,   0x5000
-otadata,  data, ota,     0xe000,   0x2000
-ota_0,    app,  ota_0,   0x10000,  0x180000
-ota_1,    app,  ota_1,   0x190000, 0x180000
-";
+const PARTITIONS: &str = sample::OTA_PARTITIONS_CSV;
 
 fn firmware(chip: SampleChip) -> SampleFirmware {
     SampleFirmware::new(chip, 60_000)
@@ -221,18 +215,25 @@ fn several_binaries_need_bin() {
     r.assert_code(3).assert_stderr("no executable named `nope`");
 }
 
-#[test]
-fn target_from_cargo_config_decides_the_chip() {
+/// A package whose .cargo/config.toml builds for `triple`, with an ELF that
+/// carries no chip metadata.
+fn config_target_fixture(triple: &str, chip: SampleChip) -> (Fixture, Vec<(String, String)>) {
     let f = Fixture::package("fw", "");
     f.write(
         ".cargo/config.toml",
-        "[build]\ntarget = \"riscv32imc-unknown-none-elf\"\n",
+        &format!("[build]\ntarget = \"{triple}\"\n"),
     );
-    let mut fw = firmware(SampleChip::Esp32c3);
+    let mut fw = firmware(chip);
     fw.chip_metadata = false;
     let elf = put_elf(&f, "target/fw", &fw);
     let env = f.fake_cargo(&[bin("", "fw", elf)], &[], true);
+    (f, env)
+}
+
+#[test]
+fn target_from_cargo_config_decides_the_chip() {
     // riscv32imc is an ESP32-C2 or an ESP32-C3: the ELF does not say.
+    let (f, env) = config_target_fixture("riscv32imc-unknown-none-elf", SampleChip::Esp32c3);
     let r = run_in(f.root(), &["image"], &env_refs(&env));
     r.assert_code(4)
         .assert_stderr("target `riscv32imc-unknown-none-elf` fits several chips (esp32c2, esp32c3)")
@@ -240,15 +241,7 @@ fn target_from_cargo_config_decides_the_chip() {
     run_in(f.root(), &["image", "--chip", "esp32c3"], &env_refs(&env)).assert_code(0);
 
     // An Xtensa triple names its chip.
-    let g = Fixture::package("fw", "");
-    g.write(
-        ".cargo/config.toml",
-        "[build]\ntarget = \"xtensa-esp32-none-elf\"\n",
-    );
-    let mut fw = firmware(SampleChip::Esp32);
-    fw.chip_metadata = false;
-    let elf = put_elf(&g, "target/fw", &fw);
-    let env = g.fake_cargo(&[bin("", "fw", elf)], &[], true);
+    let (g, env) = config_target_fixture("xtensa-esp32-none-elf", SampleChip::Esp32);
     run_in(g.root(), &["image"], &env_refs(&env))
         .assert_code(0)
         .assert_stderr("esp32 app");

@@ -27,14 +27,6 @@ impl Drop for ScratchDir {
     }
 }
 
-/// Two 1.5 MiB OTA slots on a 4 MB flash, as most OTA projects have.
-const PARTITIONS: &str = "\
-# Name,   Type, SubType, Offset,   Size
-nvs,      data, nvs,     0x9000,   0x5000
-otadata,  data, ota,     0xe000,   0x2000
-ota_0,    app,  ota_0,   0x10000,  0x180000
-ota_1,    app,  ota_1,   0x190000, 0x180000
-";
 const SLOT_SIZE: u32 = 0x18_0000;
 
 fn scratch_error(e: std::io::Error, what: &std::path::Path) -> Error {
@@ -61,7 +53,7 @@ pub fn demo_command(rep: &Reporter, args: &DemoArgs) -> Result<(), Error> {
     let elf = sample::elf(&fw);
     fs::write(&elf_path, &elf).map_err(|e| scratch_error(e, &elf_path))?;
     let table = scratch.0.join("partitions.csv");
-    fs::write(&table, PARTITIONS).map_err(|e| scratch_error(e, &table))?;
+    fs::write(&table, sample::OTA_PARTITIONS_CSV).map_err(|e| scratch_error(e, &table))?;
     rep.status(
         "Firmware",
         format!(
