@@ -260,6 +260,16 @@ pub struct AuthArgs {
 #[derive(Debug, Args, Default, Clone)]
 #[command(next_help_heading = "Session")]
 pub struct SessionArgs {
+    /// Sessions at once when updating several devices [default: all, at most 16].
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// After the update, wait for each device to reboot and answer again [config:
+    /// verify = true].
+    #[arg(long)]
+    pub verify: bool,
+    /// Seconds to wait for a device to answer after its update [default: 30].
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    pub verify_timeout: Option<Duration>,
     /// Longest wait in seconds for any step: a reply, the connect-back, progress
     /// [default: config `timeout`, else 10].
     #[arg(long, value_parser = parse_secs, value_name = "SECS")]
@@ -337,9 +347,19 @@ pub struct EmulateArgs {
     /// Link model: flash write rate in bytes per second [default: unlimited].
     #[arg(long, value_name = "BYTES_PER_SEC")]
     pub flash_rate: Option<u64>,
+    /// After a successful update, stay silent this long (the reboot).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub reboot_ms: u64,
+    /// Advertise over mDNS as `_arduino._tcp` with this instance name, as a device does.
+    #[arg(long, value_name = "NAME")]
+    pub mdns: Option<String>,
+    /// The `board` TXT value to advertise with --mdns.
+    #[arg(long, default_value = "esp32c3", value_name = "BOARD")]
+    pub board: String,
     /// Inject a fault (repeatable): drop-invitations=N, drop-auth-reply, drop-ok,
     /// dup-replies, udp-loss=PCT, no-connect-back, stall-after=BYTES,
-    /// close-after=BYTES, reset-after=BYTES, corrupt, error-at-end=TEXT, glue-ok, busy.
+    /// close-after=BYTES, reset-after=BYTES, corrupt, error-at-end=TEXT, glue-ok, busy,
+    /// never-back.
     #[arg(long = "fault", value_name = "FAULT")]
     pub faults: Vec<FaultSpec>,
     /// Print only the JSON lines (no log on stderr).

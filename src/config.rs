@@ -32,6 +32,8 @@ const SECTION_KEYS: &[&str] = &[
     "auth",
     "timeout",
     "retries",
+    "verify",
+    "verify-timeout",
     "default-devices",
     "devices",
     "groups",
@@ -58,6 +60,8 @@ pub struct Settings {
     pub auth: Option<AuthMode>,
     pub timeout: Option<f64>,
     pub retries: Option<u32>,
+    pub verify: Option<bool>,
+    pub verify_timeout: Option<f64>,
 }
 
 impl Settings {
@@ -80,6 +84,8 @@ impl Settings {
             auth: self.auth.or(l.auth),
             timeout: self.timeout.or(l.timeout),
             retries: self.retries.or(l.retries),
+            verify: self.verify.or(l.verify),
+            verify_timeout: self.verify_timeout.or(l.verify_timeout),
         }
     }
 }
@@ -387,6 +393,24 @@ impl Reader<'_> {
                     (0.0..=100.0).contains(&n) && n.fract() == 0.0
                 })?
                 .map(|n| n as u32),
+            verify: match t.get("verify") {
+                None => None,
+                Some(Value::Bool(b)) => Some(*b),
+                Some(v) => {
+                    return Err(self.err(
+                        &format!("{key}.verify"),
+                        format!("must be true or false, found {}", show(v)),
+                        None,
+                    ));
+                }
+            },
+            verify_timeout: self.number(
+                t,
+                key,
+                "verify-timeout",
+                "a number of seconds above 0",
+                |n| n > 0.0 && n <= 86_400.0,
+            )?,
         })
     }
 

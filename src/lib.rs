@@ -9,6 +9,7 @@ pub mod device;
 pub mod emulator;
 pub mod error;
 pub mod firmware;
+pub mod fleet;
 pub mod image;
 pub mod plan;
 pub mod protocol;

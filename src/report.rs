@@ -96,13 +96,22 @@ impl Reporter {
 
     /// The final error, always shown (stderr), with its hint.
     pub fn error(&self, err: &Error) {
+        self.print_error(&err.to_string(), err.hint());
+    }
+
+    /// One device's failure in a run over several devices.
+    pub fn device_error(&self, device: &str, err: &UploadError) {
+        self.print_error(&format!("{device}: {err}"), err.hint());
+    }
+
+    fn print_error(&self, message: &str, hint: Option<String>) {
         let label = if self.color {
             "\x1b[1;31merror\x1b[0m"
         } else {
             "error"
         };
-        let mut text = format!("{label}: {err}");
-        if let Some(hint) = err.hint() {
+        let mut text = format!("{label}: {message}");
+        if let Some(hint) = hint {
             text.push_str(&format!("\n  help: {hint}"));
         }
         self.eprint(text);
@@ -210,15 +219,22 @@ impl Session<'_> {
             ),
             Event::Inviting { attempt, attempts } if *attempt > 1 => r.status(
                 "Retrying",
-                format!("invitation {attempt} of {attempts} (no answer yet)"),
+                format!(
+                    "{}: invitation {attempt} of {attempts} (no answer yet)",
+                    self.target.name
+                ),
             ),
             Event::Inviting { .. } => r.detail("Inviting", describe_target(&self.target)),
-            Event::Authenticating { scheme } => {
-                r.status("Answering", format!("the challenge with {scheme}"))
-            }
+            Event::Authenticating { scheme } => r.status(
+                "Answering",
+                format!("{}: the challenge with {scheme}", self.target.name),
+            ),
             Event::AuthFallback { scheme } => r.status(
                 "Retrying",
-                format!("authentication with {scheme} (new invitation)"),
+                format!(
+                    "{}: authentication with {scheme} (new invitation)",
+                    self.target.name
+                ),
             ),
             Event::Accepted => r.detail("Accepted", "the device takes the update"),
             Event::RejectedPeer { peer } => r.warn(format!(
@@ -248,14 +264,26 @@ impl Session<'_> {
         }
     }
 
-    pub fn finished(self, outcome: &Outcome) {
+    /// `--verify`: the update succeeded; now waiting for the reboot.
+    pub fn verifying(&self) {
+        self.reporter.status(
+            "Verifying",
+            format!(
+                "{}: waiting for it to reboot and answer on its OTA port",
+                self.target.name
+            ),
+        );
+    }
+
+    /// The device answered OK. `back_online` is `Some` with `--verify`.
+    pub fn finished(self, outcome: &Outcome, back_online: Option<Option<Duration>>) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
         let r = self.reporter;
         let secs = outcome.elapsed.as_secs_f64();
         let rate_bps = outcome.bytes as f64 / outcome.transfer.as_secs_f64().max(1e-6);
-        r.json(json!({
+        let mut line = json!({
             "reason": "upload-finished",
             "device": self.target.name,
             "host": self.target.host,
@@ -263,17 +291,32 @@ impl Session<'_> {
             "bytes": outcome.bytes,
             "secs": round3(secs),
             "rate": rate_bps.round(),
-        }));
+        });
+        if let Some(back) = back_online {
+            line["back_online"] = json!(back.is_some());
+            line["back_online_secs"] = json!(back.map(|d| round3(d.as_secs_f64())));
+        }
+        r.json(line);
+        let verified = match back_online {
+            Some(Some(d)) => format!("; back online after {:.1} s", d.as_secs_f64()),
+            _ => String::new(),
+        };
         r.status(
             "Finished",
             format!(
-                "{}: {} in {:.2} s ({}); the device verified the image and answered OK",
+                "{}: {} in {:.2} s ({}); the device verified the image and answered OK{verified}",
                 self.target.name,
                 HumanBytes(outcome.bytes),
                 secs,
                 rate(outcome.bytes, outcome.transfer)
             ),
         );
+        if back_online == Some(None) {
+            r.warn(format!(
+                "{} took the update but did not answer on its OTA port afterwards: the new firmware may lack an OTA responder, and the next update may need a serial cable",
+                self.target.name
+            ));
+        }
     }
 
     pub fn failed(self, err: &UploadError) {
@@ -290,6 +333,96 @@ impl Session<'_> {
             "hint": err.hint(),
             "secs": round3(self.started.elapsed().as_secs_f64()),
         }));
+    }
+}
+
+/// One device's line in the summary.
+pub struct SummaryRow<'a> {
+    pub device: &'a str,
+    pub host: &'a str,
+    pub ok: bool,
+    pub code: i32,
+    pub error: Option<&'a str>,
+    pub bytes: Option<u64>,
+    pub secs: f64,
+    pub rate: Option<f64>,
+    pub message: String,
+    pub back_online: Option<bool>,
+}
+
+impl Reporter {
+    /// The end of a run over devices: a table (human, several devices) and a
+    /// `summary` JSON line.
+    pub fn summary(&self, rows: &[SummaryRow], secs: f64) {
+        let ok = rows.iter().filter(|r| r.ok).count();
+        self.json(json!({
+            "reason": "summary",
+            "total": rows.len(),
+            "succeeded": ok,
+            "failed": rows.len() - ok,
+            "secs": round3(secs),
+            "devices": rows.iter().map(|r| json!({
+                "device": r.device,
+                "host": r.host,
+                "ok": r.ok,
+                "code": r.code,
+                "error": r.error,
+                "bytes": r.bytes,
+                "secs": round3(r.secs),
+                "rate": r.rate.map(f64::round),
+                "back_online": r.back_online,
+                "message": r.message,
+            })).collect::<Vec<_>>(),
+        }));
+        if rows.len() < 2 || self.quiet || self.is_json() {
+            return;
+        }
+        self.status(
+            "Summary",
+            format!("{ok} of {} devices updated in {secs:.1} s", rows.len()),
+        );
+        let cells: Vec<[String; 7]> = rows
+            .iter()
+            .map(|r| {
+                [
+                    r.device.to_string(),
+                    r.host.to_string(),
+                    if r.ok {
+                        "ok".to_string()
+                    } else {
+                        format!("{} ({})", r.error.unwrap_or("failed"), r.code)
+                    },
+                    r.bytes.map_or("-".into(), |b| HumanBytes(b).to_string()),
+                    format!("{:.2} s", r.secs),
+                    r.rate
+                        .map_or("-".into(), |b| format!("{}/s", HumanBytes(b as u64))),
+                    r.message.clone(),
+                ]
+            })
+            .collect();
+        let header = [
+            "device", "host", "result", "bytes", "time", "rate", "message",
+        ];
+        let mut widths = header.map(str::len);
+        for row in &cells {
+            for (w, c) in widths.iter_mut().zip(row.iter()) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |cols: &[String]| {
+            let mut out = String::from("  ");
+            for (i, c) in cols.iter().enumerate() {
+                if i + 1 == cols.len() {
+                    out.push_str(c);
+                } else {
+                    out.push_str(&format!("{c:<w$}  ", w = widths[i]));
+                }
+            }
+            out.trim_end().to_string()
+        };
+        let mut text = vec![line(&header.map(String::from))];
+        text.extend(cells.iter().map(|r| line(r)));
+        self.eprint(text.join("\n"));
     }
 }
 

@@ -170,7 +170,7 @@ fn size_zero_probe_per_core() {
     assert_eq!(recv(&s), "OK");
     assert!(matches!(
         events.recv_timeout(GUARD).unwrap(),
-        EmulatorEvent::UpdateFailed { reason, .. } if reason.contains("Bad Size")
+        EmulatorEvent::Probe { .. }
     ));
 }
 

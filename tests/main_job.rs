@@ -149,7 +149,8 @@ fn json_pipeline_reports_each_stage() {
             "build-finished",
             "image-ready",
             "upload-started",
-            "upload-finished"
+            "upload-finished",
+            "summary"
         ]
     );
     assert_eq!(emu.next_event()["event"], "update-ok");

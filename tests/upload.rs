@@ -173,12 +173,13 @@ fn json_lines_only_on_stdout() {
         .map(|v| v["reason"].as_str().unwrap())
         .collect();
     assert_eq!(reasons.first(), Some(&"upload-started"));
-    assert_eq!(reasons.last(), Some(&"upload-finished"));
+    assert_eq!(reasons[reasons.len() - 2], "upload-finished");
+    assert_eq!(reasons.last(), Some(&"summary"));
     assert!(reasons.contains(&"upload-progress"));
     let started = &lines[0];
     assert_eq!(started["size"], data.len());
     assert_eq!(started["md5"], cargo_ota::protocol::md5_hex(&data));
-    let finished = lines.last().unwrap();
+    let finished = &lines[lines.len() - 2];
     assert_eq!(finished["bytes"], data.len());
     assert_eq!(finished["host"], "127.0.0.1");
     assert_eq!(emu.next_event()["event"], "update-ok");
@@ -196,7 +197,12 @@ fn failure_json_has_code_kind_and_hint() {
         None,
     );
     r.assert_code(7);
-    let last = r.json().pop().unwrap();
+    let mut lines = r.json();
+    let summary = lines.pop().unwrap();
+    assert_eq!(summary["reason"], "summary");
+    assert_eq!(summary["failed"], 1);
+    assert_eq!(summary["devices"][0]["error"], "no-connect-back");
+    let last = lines.pop().unwrap();
     assert_eq!(last["reason"], "upload-failed");
     assert_eq!(last["code"], 7);
     assert_eq!(last["error"], "no-connect-back");
@@ -336,7 +342,7 @@ fn invoked_as_cargo_subcommand() {
 fn demo_runs_the_whole_job() {
     let r = run(&["demo", "--size-kib", "64"], &[]);
     r.assert_code(0)
-        .assert_stderr("Answering the challenge with PBKDF2-HMAC-SHA256")
+        .assert_stderr("Answering demo-device: the challenge with PBKDF2-HMAC-SHA256")
         .assert_stderr("Finished demo-device")
         .assert_stderr("byte for byte");
     let r = run(

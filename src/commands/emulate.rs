@@ -76,6 +76,7 @@ pub fn emulate_command(args: &EmulateArgs) -> Result<(), Error> {
         flash_rate: args.flash_rate.filter(|r| *r > 0),
     };
     cfg.faults = Faults::from_specs(&args.faults).map_err(|e| Error::usage(e, None))?;
+    cfg.reboot = Duration::from_millis(args.reboot_ms);
 
     let emulator = Emulator::bind(cfg.clone()).map_err(|e| {
         Error::usage(
@@ -133,5 +134,7 @@ pub fn describe_event(e: &EmulatorEvent) -> String {
             ..
         } => format!("update failed after {received} of {size} bytes: {reason}"),
         EmulatorEvent::AuthFailed { peer, .. } => format!("authentication failed from {peer}"),
+        EmulatorEvent::Probe { peer, .. } => format!("answered a probe from {peer}"),
+        EmulatorEvent::Rebooted { secs, .. } => format!("rebooted in {secs:.1} s"),
     }
 }

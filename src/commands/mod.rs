@@ -93,7 +93,7 @@ pub fn upload_one(
     let result = upload::upload(target, image, opts, &mut |e| session.event(&e));
     match result {
         Ok(outcome) => {
-            session.finished(&outcome);
+            session.finished(&outcome, None);
             Ok(outcome)
         }
         Err(e) => {

@@ -4,19 +4,24 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use indicatif::HumanBytes;
 use serde_json::json;
 
-use super::{read_image, upload_one};
-use crate::cli::{CargoArgs, ImageArgs, ImageCommandArgs, MainArgs, UploadArgs};
+use super::read_image;
+use crate::cli::{CargoArgs, ImageArgs, ImageCommandArgs, MainArgs, SessionArgs, UploadArgs};
 use crate::config::{self, Config};
 use crate::error::Error;
 use crate::firmware::{self, BuildOptions, Project};
+use crate::fleet;
 use crate::image::{self, AppImage, ChipChoice, ImageOptions};
 use crate::plan::{self, Planned};
 use crate::protocol::Command;
-use crate::report::Reporter;
+use crate::report::{Reporter, SummaryRow};
+
+/// How long `--verify` waits for a device to answer after its update.
+const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The project (when there is one) and what its files configure.
 pub struct Context {
@@ -273,22 +278,79 @@ fn report_image(rep: &Reporter, elf: &Path, image: &AppImage, written: Option<&P
     }));
 }
 
-/// Upload to every planned device, one after the other.
-fn upload_all(rep: &Reporter, planned: &[Planned], what: &str, image: &[u8]) -> Result<(), Error> {
-    if let [one] = planned {
-        return upload_one(rep, &one.target, what, image, &one.options).map(|_| ());
+/// Upload to every planned device (in parallel, `--jobs` at a time), report each
+/// and the summary. One device: its own exit code; several: 1 if any failed.
+fn upload_all(
+    rep: &Reporter,
+    ctx: &Context,
+    session: &SessionArgs,
+    planned: &[Planned],
+    what: &str,
+    image: &[u8],
+) -> Result<(), Error> {
+    let jobs = fleet::jobs(session.jobs, planned.len());
+    if let Some(port) = planned.first().and_then(|p| p.options.host_port)
+        && u32::from(port) + jobs as u32 - 1 > 65535
+    {
+        return Err(Error::usage(
+            format!(
+                "--host-port {port} leaves no room for {jobs} parallel sessions (they use consecutive ports)"
+            ),
+            Some("pick a lower host port, or fewer --jobs".to_string()),
+        ));
     }
-    let mut failed = 0;
-    for p in planned {
-        if let Err(e) = upload_one(rep, &p.target, what, image, &p.options) {
-            rep.error(&e);
-            failed += 1;
+    let s = &ctx.config.settings;
+    let verify = (session.verify || s.verify == Some(true)).then(|| fleet::Verify {
+        timeout: session
+            .verify_timeout
+            .or(s.verify_timeout.map(Duration::from_secs_f64))
+            .unwrap_or(DEFAULT_VERIFY_TIMEOUT),
+    });
+    let started = Instant::now();
+    let results = fleet::run(rep, planned, what, image, jobs, verify);
+    let several = results.len() > 1;
+    let rows: Vec<SummaryRow> = results
+        .iter()
+        .map(|r| {
+            let (ok, code, error, message) = match &r.result {
+                Ok(_) => (true, 0, None, String::new()),
+                Err(e) => (false, e.exit_code(), Some(e.kind()), e.to_string()),
+            };
+            let outcome = r.result.as_ref().ok();
+            SummaryRow {
+                device: &r.name,
+                host: &r.host,
+                ok,
+                code,
+                error,
+                bytes: outcome.map(|o| o.bytes),
+                secs: r.secs,
+                rate: outcome.map(|o| o.bytes as f64 / o.transfer.as_secs_f64().max(1e-6)),
+                message,
+                back_online: r.back_online.map(|b| b.is_some()),
+            }
+        })
+        .collect();
+    if several {
+        for r in &results {
+            if let Err(e) = &r.result {
+                rep.device_error(&r.name, e);
+            }
         }
+    }
+    rep.summary(&rows, started.elapsed().as_secs_f64());
+    let failed = rows.iter().filter(|r| !r.ok).count();
+    drop(rows);
+    if !several {
+        return results
+            .into_iter()
+            .next()
+            .map_or(Ok(()), |r| r.result.map(|_| ()).map_err(Error::Upload));
     }
     if failed > 0 {
         return Err(Error::SomeFailed {
             failed,
-            total: planned.len(),
+            total: results.len(),
         });
     }
     Ok(())
@@ -310,7 +372,7 @@ pub fn main_command(rep: &Reporter, args: &MainArgs) -> Result<(), Error> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "firmware".into());
-    upload_all(rep, &planned, &what, &image.data)
+    upload_all(rep, &ctx, &args.session, &planned, &what, &image.data)
 }
 
 /// `cargo ota image`.
@@ -353,5 +415,5 @@ pub fn upload_command(rep: &Reporter, args: &UploadArgs) -> Result<(), Error> {
     let planned = plan::plan(&ctx.config, &args.devices, &args.auth, &args.session, kind)?;
     let image = read_image(&args.file, kind)?;
     let what = args.file.display().to_string();
-    upload_all(rep, &planned, &what, &image)
+    upload_all(rep, &ctx, &args.session, &planned, &what, &image)
 }

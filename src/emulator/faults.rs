@@ -31,12 +31,14 @@ pub struct Faults {
     pub glue_ok: bool,
     /// Ignore every invitation (an update is running, or the loop is blocked).
     pub busy: bool,
+    /// After a successful update, never answer again (new firmware without OTA).
+    pub never_back: bool,
 }
 
 /// The spellings `--fault` takes, for help and errors.
 pub const FAULT_SPELLINGS: &str = "drop-invitations=N, drop-auth-reply, drop-ok, dup-replies, \
 udp-loss=PCT, no-connect-back, stall-after=BYTES, close-after=BYTES, reset-after=BYTES, \
-corrupt, error-at-end=TEXT, glue-ok, busy";
+corrupt, error-at-end=TEXT, glue-ok, busy, never-back";
 
 /// One `--fault` value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +110,7 @@ impl Faults {
             "corrupt" => flag(&mut self.corrupt)?,
             "glue-ok" => flag(&mut self.glue_ok)?,
             "busy" => flag(&mut self.busy)?,
+            "never-back" => flag(&mut self.never_back)?,
             other => {
                 return Err(format!(
                     "unknown fault `{other}`; the faults are: {FAULT_SPELLINGS}"
@@ -138,6 +141,7 @@ mod tests {
             "error-at-end=Flash Write Failed",
             "glue-ok",
             "busy",
+            "never-back",
         ]
         .iter()
         .map(|s| s.parse().unwrap())
@@ -150,7 +154,7 @@ mod tests {
         assert_eq!(f.reset_after, Some(300));
         assert_eq!(f.error_at_end.as_deref(), Some("Flash Write Failed"));
         assert!(f.drop_auth_reply && f.drop_ok && f.dup_replies && f.no_connect_back);
-        assert!(f.corrupt && f.glue_ok && f.busy);
+        assert!(f.corrupt && f.glue_ok && f.busy && f.never_back);
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub struct EmulatorConfig {
     pub rx_timeout: Duration,
     pub link: LinkModel,
     pub faults: Faults,
+    /// After a successful update the device reboots: silent this long.
+    pub reboot: Duration,
 }
 
 impl EmulatorConfig {
@@ -117,6 +119,7 @@ impl EmulatorConfig {
             rx_timeout: Duration::from_secs(1),
             link: LinkModel::default(),
             faults: Faults::default(),
+            reboot: Duration::ZERO,
         }
     }
 }
@@ -146,6 +149,16 @@ pub enum EmulatorEvent {
     AuthFailed {
         flavor: Flavor,
         peer: SocketAddr,
+    },
+    /// A size-0 invitation (a liveness probe): answered, nothing changed.
+    Probe {
+        flavor: Flavor,
+        peer: SocketAddr,
+    },
+    /// Back up after the reboot that follows a successful update.
+    Rebooted {
+        flavor: Flavor,
+        secs: f64,
     },
 }
 
@@ -300,9 +313,39 @@ impl Emulator {
                     if ok && self.config.once {
                         return Ok(());
                     }
+                    if ok {
+                        self.reboot(&mut on_event)?;
+                    }
                 }
             }
         }
+    }
+
+    /// After a successful update the device restarts: datagrams sent meanwhile are
+    /// lost, and the new firmware starts idle. With `never-back` it never answers
+    /// again (firmware without an OTA responder).
+    fn reboot(&mut self, on_event: &mut impl FnMut(EmulatorEvent)) -> io::Result<()> {
+        let started = Instant::now();
+        if self.config.faults.never_back {
+            let mut buf = [0u8; 1500];
+            loop {
+                match self.socket.recv_from(&mut buf) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.responder = Responder::new(self.responder.config().clone());
+        if !self.config.reboot.is_zero() {
+            thread::sleep(self.config.reboot);
+            self.drain_udp();
+            on_event(EmulatorEvent::Rebooted {
+                flavor: self.config.flavor,
+                secs: started.elapsed().as_secs_f64(),
+            });
+        }
+        Ok(())
     }
 
     fn send_udp(&mut self, to: SocketAddr, data: &[u8]) {
@@ -366,6 +409,12 @@ impl Emulator {
         }
         let receiver = match started {
             Ok(r) => r,
+            Err(_) if invitation.size == 0 => {
+                return EmulatorEvent::Probe {
+                    flavor,
+                    peer: reply_to,
+                };
+            }
             // ESP32 only logs this; the host sees no connect-back.
             Err(e) => return failed(0, format!("updater could not start: {e}"), None),
         };

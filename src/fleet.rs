@@ -1,0 +1,123 @@
+//! Many devices in one run: bounded parallel sessions (one thread each), every
+//! session with its own host port, a failed device never stopping the others.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::error::UploadError;
+use crate::plan::Planned;
+use crate::report::Reporter;
+use crate::upload::{self, Outcome};
+
+/// Most sessions at once when `--jobs` is not given.
+pub const MAX_DEFAULT_JOBS: usize = 16;
+
+/// After a successful update: wait for the device to come back.
+#[derive(Clone, Copy, Debug)]
+pub struct Verify {
+    pub timeout: Duration,
+}
+
+/// How one device fared.
+#[derive(Debug)]
+pub struct DeviceResult {
+    pub name: String,
+    pub host: String,
+    pub result: Result<Outcome, UploadError>,
+    pub secs: f64,
+    /// With `--verify` after a success: how long until it answered again (`None`:
+    /// it did not within the timeout).
+    pub back_online: Option<Option<Duration>>,
+}
+
+/// The number of sessions to run at once.
+pub fn jobs(requested: Option<usize>, devices: usize) -> usize {
+    requested
+        .unwrap_or(MAX_DEFAULT_JOBS)
+        .clamp(1, devices.max(1))
+}
+
+/// The host port of the session on `worker`: a pinned port becomes consecutive
+/// ports, one per parallel session, so one firewall rule for the range does.
+pub fn worker_port(pinned: Option<u16>, worker: usize) -> Option<u16> {
+    pinned.map(|p| p.saturating_add(worker as u16))
+}
+
+/// Upload `image` to every planned device, `jobs` at a time.
+pub fn run(
+    rep: &Reporter,
+    planned: &[Planned],
+    what: &str,
+    image: &[u8],
+    jobs: usize,
+    verify: Option<Verify>,
+) -> Vec<DeviceResult> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<DeviceResult>>> =
+        Mutex::new((0..planned.len()).map(|_| None).collect());
+    thread::scope(|scope| {
+        for worker in 0..jobs.clamp(1, planned.len().max(1)) {
+            let (next, results) = (&next, &results);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(p) = planned.get(i) else { break };
+                    let mut options = p.options.clone();
+                    options.host_port = worker_port(options.host_port, worker);
+                    let started = Instant::now();
+                    let mut session = rep.session(&p.target, what, image, options.command);
+                    let result =
+                        upload::upload(&p.target, image, &options, &mut |e| session.event(&e));
+                    let back_online = match (&result, verify) {
+                        (Ok(outcome), Some(v)) => {
+                            session.verifying();
+                            Some(upload::wait_back_online(
+                                outcome.device,
+                                &options,
+                                v.timeout,
+                            ))
+                        }
+                        _ => None,
+                    };
+                    match &result {
+                        Ok(outcome) => session.finished(outcome, back_online),
+                        Err(e) => session.failed(e),
+                    }
+                    let r = DeviceResult {
+                        name: p.target.name.clone(),
+                        host: p.target.host.clone(),
+                        result,
+                        secs: started.elapsed().as_secs_f64(),
+                        back_online,
+                    };
+                    results.lock().expect("results lock")[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("results lock")
+        .into_iter()
+        .map(|r| r.expect("every device has a result"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_and_ports() {
+        assert_eq!(jobs(None, 40), 16);
+        assert_eq!(jobs(None, 3), 3);
+        assert_eq!(jobs(Some(4), 12), 4);
+        assert_eq!(jobs(Some(0), 12), 1);
+        assert_eq!(jobs(Some(50), 2), 2);
+        assert_eq!(worker_port(Some(47000), 3), Some(47003));
+        assert_eq!(worker_port(None, 3), None);
+        assert_eq!(worker_port(Some(65535), 3), Some(65535));
+    }
+}

@@ -1,0 +1,277 @@
+//! Several devices in one run: parallel sessions, a summary, failures that do not
+//! stop the others; and `--verify`.
+
+mod support;
+
+use std::fs;
+
+use cargo_ota::sample::{self, SampleChip, SampleFirmware};
+use support::fixture::{Fixture, real_cargo};
+use support::{Emu, run_in};
+
+const PW: &str = "fleet-pw";
+
+/// A package configuring `emus` as devices dev01.. (and their config extra).
+fn fleet_fixture(emus: &[(&Emu, &str)], extra: &str) -> (Fixture, std::path::PathBuf) {
+    let mut toml = format!("[package.metadata.ota]\npassword-env = \"FLEET_PW\"\n{extra}\n");
+    for (i, (emu, device_extra)) in emus.iter().enumerate() {
+        toml.push_str(&format!(
+            "[package.metadata.ota.devices.dev{:02}]\nhost = \"127.0.0.1\"\nport = {}\n{device_extra}\n",
+            i + 1,
+            emu.port()
+        ));
+    }
+    let f = Fixture::package("fw", &toml);
+    let elf = f.write_bytes(
+        "fw.elf",
+        &sample::elf(&SampleFirmware::new(SampleChip::Esp32c3, 150_000)),
+    );
+    (f, elf)
+}
+
+#[test]
+fn twelve_devices_two_failures() {
+    let flavors = ["esp32", "esp32-md5", "esp8266"];
+    let emus: Vec<Emu> = (0..12)
+        .map(|i| {
+            let mut args = vec![
+                "--flavor",
+                flavors[i % 3],
+                "--password",
+                PW,
+                "--link-rtt-ms",
+                "20",
+            ];
+            if i == 11 {
+                args.extend(["--fault", "no-connect-back"]);
+            }
+            Emu::start(&args)
+        })
+        .collect();
+    let with_extra: Vec<(&Emu, &str)> = emus
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            (
+                e,
+                if i == 10 {
+                    "password-env = \"WRONG_PW\""
+                } else {
+                    ""
+                },
+            )
+        })
+        .collect();
+    let (f, elf) = fleet_fixture(&with_extra, "timeout = 2");
+    let cargo = real_cargo();
+    let env = [
+        ("CARGO", cargo.as_str()),
+        ("FLEET_PW", PW),
+        ("WRONG_PW", "not-it"),
+    ];
+    let r = run_in(
+        f.root(),
+        &[
+            "--all",
+            "--elf",
+            elf.to_str().unwrap(),
+            "--message-format",
+            "json",
+        ],
+        &env,
+    );
+    r.assert_code(1);
+    assert!(!r.stdout.contains(PW) && !r.stderr.contains(PW));
+    let lines = r.json();
+    let count = |reason: &str| lines.iter().filter(|l| l["reason"] == reason).count();
+    assert_eq!(count("upload-started"), 12);
+    assert_eq!(count("upload-finished"), 10);
+    assert_eq!(count("upload-failed"), 2);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["reason"], "summary");
+    assert_eq!(summary["total"], 12);
+    assert_eq!(summary["succeeded"], 10);
+    assert_eq!(summary["failed"], 2);
+    let devices = summary["devices"].as_array().unwrap();
+    assert_eq!(devices[10]["device"], "dev11");
+    assert_eq!(devices[10]["error"], "auth-failed");
+    assert_eq!(devices[10]["code"], 6);
+    assert_eq!(devices[11]["error"], "no-connect-back");
+    assert_eq!(devices[11]["code"], 7);
+    assert!(devices[..10].iter().all(|d| d["ok"] == true));
+    // The sessions ran side by side: the run took far less than their sum.
+    let sum: f64 = devices.iter().map(|d| d["secs"].as_f64().unwrap()).sum();
+    let total = summary["secs"].as_f64().unwrap();
+    assert!(
+        total < sum / 2.0,
+        "not parallel: {total:.2} s for {sum:.2} s of sessions"
+    );
+    // Every good device got the same image.
+    let mut images = Vec::new();
+    for emu in &emus[..10] {
+        let ev = emu.next_event();
+        assert_eq!(ev["event"], "update-ok", "{ev}");
+        images.push(fs::read(ev["path"].as_str().unwrap()).unwrap());
+    }
+    assert!(images.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
+fn human_summary_table_and_groups() {
+    let a = Emu::start(&[]);
+    let b = Emu::start(&["--fault", "error-at-end=Flash Write Failed"]);
+    let c = Emu::start(&[]);
+    let (f, elf) = fleet_fixture(
+        &[(&a, ""), (&b, ""), (&c, "")],
+        "[package.metadata.ota.groups]\nshelf = [\"dev01\", \"top\"]\ntop = [\"dev02\"]\n",
+    );
+    let cargo = real_cargo();
+    let r = run_in(
+        f.root(),
+        &["-d", "shelf", "--elf", elf.to_str().unwrap(), "--jobs", "1"],
+        &[("CARGO", cargo.as_str())],
+    );
+    r.assert_code(1)
+        .assert_stderr("Summary 1 of 2 devices updated")
+        .assert_stderr("device-error (9)")
+        .assert_stderr("dev02: 127.0.0.1:")
+        .assert_stderr("1 of 2 devices failed");
+    let table: Vec<&str> = r
+        .stderr
+        .lines()
+        .skip_while(|l| !l.contains("Summary"))
+        .skip(1)
+        .take(3)
+        .collect();
+    assert!(
+        table[0].contains("device") && table[0].contains("rate"),
+        "{table:?}"
+    );
+    assert!(
+        table[1].contains("dev01") && table[1].contains(" ok "),
+        "{table:?}"
+    );
+    assert!(
+        table[2].contains("dev02") && table[2].contains("Flash Write Failed"),
+        "{table:?}"
+    );
+    assert!(c.pending_events().is_empty(), "dev03 is not in the group");
+}
+
+#[test]
+fn pinned_host_port_gives_consecutive_ports() {
+    let emus: Vec<Emu> = (0..3)
+        .map(|_| Emu::start(&["--link-rtt-ms", "5"]))
+        .collect();
+    // Find three free consecutive ports.
+    let base = (20000u16..60000)
+        .step_by(7)
+        .find(|p| (0..3).all(|k| std::net::TcpListener::bind(("127.0.0.1", p + k)).is_ok()))
+        .unwrap();
+    let refs: Vec<(&Emu, &str)> = emus.iter().map(|e| (e, "")).collect();
+    let (f, elf) = fleet_fixture(&refs, &format!("host-port = {base}"));
+    let cargo = real_cargo();
+    let r = run_in(
+        f.root(),
+        &["--all", "--elf", elf.to_str().unwrap(), "-v"],
+        &[("CARGO", cargo.as_str())],
+    );
+    r.assert_code(0);
+    for k in 0..3 {
+        r.assert_stderr(&format!("Listening on 127.0.0.1:{}", base + k));
+    }
+    let r = run_in(
+        f.root(),
+        &[
+            "--all",
+            "--elf",
+            elf.to_str().unwrap(),
+            "--host-port",
+            "65534",
+        ],
+        &[("CARGO", cargo.as_str())],
+    );
+    r.assert_code(2).assert_stderr("consecutive ports");
+}
+
+#[test]
+fn verify_waits_for_the_reboot() {
+    let dir = tempfile::tempdir().unwrap();
+    let elf = dir.path().join("fw.elf");
+    fs::write(
+        &elf,
+        sample::elf(&SampleFirmware::new(SampleChip::Esp32c3, 30_000)),
+    )
+    .unwrap();
+    let emu = Emu::start(&["--reboot-ms", "2500", "--password", PW]);
+    let port = emu.port();
+    let r = run_in(
+        dir.path(),
+        &[
+            "--elf",
+            elf.to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--verify",
+            "--verify-timeout",
+            "20",
+            "--message-format",
+            "json",
+        ],
+        &[("CARGO_OTA_PASSWORD", PW)],
+    );
+    r.assert_code(0);
+    let finished = r
+        .json()
+        .into_iter()
+        .find(|l| l["reason"] == "upload-finished")
+        .unwrap();
+    assert_eq!(finished["back_online"], true);
+    // It came back only after its reboot, not before.
+    assert!(
+        finished["back_online_secs"].as_f64().unwrap() >= 2.5,
+        "{finished}"
+    );
+    assert_eq!(emu.next_event()["event"], "update-ok");
+    assert_eq!(emu.next_event()["event"], "rebooted");
+    // The probe was answered with a challenge and cancelled: nothing was updated.
+    assert!(
+        emu.pending_events()
+            .iter()
+            .all(|e| e["event"] != "update-ok")
+    );
+}
+
+#[test]
+fn verify_warns_when_the_device_never_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let elf = dir.path().join("fw.elf");
+    fs::write(
+        &elf,
+        sample::elf(&SampleFirmware::new(SampleChip::Esp32c3, 30_000)),
+    )
+    .unwrap();
+    let emu = Emu::start(&["--fault", "never-back"]);
+    let port = emu.port();
+    let r = run_in(
+        dir.path(),
+        &[
+            "--elf",
+            elf.to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--verify",
+            "--verify-timeout",
+            "2.5",
+        ],
+        &[],
+    );
+    r.assert_code(0)
+        .assert_stderr("did not answer on its OTA port")
+        .assert_stderr("may lack an OTA responder");
+    assert_eq!(emu.next_event()["event"], "update-ok");
+}
