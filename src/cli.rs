@@ -36,6 +36,8 @@ pub enum Commands {
     Image(Box<ImageCommandArgs>),
     /// Push a prebuilt image (.bin) to devices, like espota.py.
     Upload(Box<UploadArgs>),
+    /// Browse mDNS for ArduinoOTA devices (`_arduino._tcp`).
+    Discover(DiscoverArgs),
     /// Run an emulated device on this host (for tests and trying things out).
     Emulate(Box<EmulateArgs>),
     /// The whole job with no hardware: an emulated device, a sample image, the
@@ -158,6 +160,16 @@ pub struct ImageCommandArgs {
     pub image: ImageArgs,
     #[command(flatten)]
     pub out: OutputArgs,
+}
+
+/// `cargo ota discover`.
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Seconds to listen for answers.
+    #[arg(long, default_value = "3", value_parser = parse_secs, value_name = "SECS")]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `cargo ota init`.

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod device;
+pub mod discover;
 pub mod emulator;
 pub mod error;
 pub mod firmware;

@@ -400,11 +400,21 @@ impl Reporter {
                 ]
             })
             .collect();
-        let header = [
-            "device", "host", "result", "bytes", "time", "rate", "message",
-        ];
+        self.table(
+            &[
+                "device", "host", "result", "bytes", "time", "rate", "message",
+            ],
+            &cells,
+        );
+    }
+
+    /// An aligned table on stderr (human output only).
+    pub fn table<const N: usize>(&self, header: &[&str; N], rows: &[[String; N]]) {
+        if self.quiet || self.is_json() {
+            return;
+        }
         let mut widths = header.map(str::len);
-        for row in &cells {
+        for row in rows {
             for (w, c) in widths.iter_mut().zip(row.iter()) {
                 *w = (*w).max(c.chars().count());
             }
@@ -421,7 +431,7 @@ impl Reporter {
             out.trim_end().to_string()
         };
         let mut text = vec![line(&header.map(String::from))];
-        text.extend(cells.iter().map(|r| line(r)));
+        text.extend(rows.iter().map(|r| line(r)));
         self.eprint(text.join("\n"));
     }
 }

@@ -145,15 +145,36 @@ enum Msg {
     Rejected(SocketAddr),
 }
 
-/// Resolve `host:port`, preferring IPv4 (what the cores speak).
+/// How long a `.local` name may take over mDNS.
+const MDNS_RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Resolve `host:port`, preferring IPv4 (what the cores speak). A `.local` name
+/// the system resolver does not know is asked for over mDNS.
 pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, UploadError> {
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| UploadError::Resolve {
-            host: host.to_string(),
-            detail: e.to_string(),
-        })?
-        .collect();
+    let system = (host, port).to_socket_addrs();
+    let addrs: Vec<SocketAddr> = match system {
+        Ok(a) => a.collect(),
+        Err(e) => {
+            let local = host.trim_end_matches('.').to_ascii_lowercase();
+            match local
+                .ends_with(".local")
+                .then(|| crate::discover::resolve_local(host, MDNS_RESOLVE_TIMEOUT))
+                .flatten()
+            {
+                Some(ip) => vec![SocketAddr::new(ip, port)],
+                None => {
+                    return Err(UploadError::Resolve {
+                        host: host.to_string(),
+                        detail: if local.ends_with(".local") {
+                            format!("{e}; no answer over mDNS either")
+                        } else {
+                            e.to_string()
+                        },
+                    });
+                }
+            }
+        }
+    };
     addrs
         .iter()
         .find(|a| a.is_ipv4())

@@ -547,3 +547,26 @@ fn partition_table_from_the_esp_idf_sys_build() {
     .assert_code(0)
     .assert_stderr("fits OTA slot `ota_0` (1.50 MiB");
 }
+
+#[test]
+fn json_mode_reports_errors_as_json_too() {
+    let cargo = real_cargo();
+    let f = Fixture::package("fw", "[package.metadata.ota]\nprot = 1\n");
+    let r = run_in(
+        f.root(),
+        &["--message-format", "json"],
+        &[("CARGO", cargo.as_str())],
+    );
+    r.assert_code(2);
+    let lines = r.json();
+    assert_eq!(lines.len(), 1, "stdout carries only JSON: {}", r.stdout);
+    assert_eq!(lines[0]["reason"], "error");
+    assert_eq!(lines[0]["code"], 2);
+    assert!(
+        lines[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("package.metadata.ota.prot")
+    );
+    assert_eq!(lines[0]["hint"], "did you mean `port`?");
+}

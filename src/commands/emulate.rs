@@ -103,6 +103,16 @@ pub fn emulate_command(args: &EmulateArgs) -> Result<(), Error> {
             }
         );
     }
+    let _advertisement = match &args.mdns {
+        Some(name) => Some(crate::discover::advertise(
+            name,
+            addr.ip(),
+            addr.port(),
+            &args.board,
+            cfg.password.is_some(),
+        )?),
+        None => None,
+    };
     let quiet = args.quiet;
     emulator
         .run(|event| {

@@ -1,6 +1,7 @@
 //! What each command does, from parsed arguments to an exit code.
 
 mod demo;
+mod discover;
 mod emulate;
 mod init;
 mod pipeline;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Commands::Upload(a)) => a.output.clone(),
         Some(Commands::Demo(a)) => a.output.clone(),
         Some(Commands::Init(a)) => a.output.clone(),
+        Some(Commands::Discover(a)) => a.output.clone(),
         Some(Commands::Emulate(a)) => crate::cli::OutputArgs {
             quiet: a.quiet,
             ..Default::default()
@@ -36,10 +38,20 @@ pub fn run(cli: Cli) -> i32 {
         Some(Commands::Emulate(a)) => emulate::emulate_command(a),
         Some(Commands::Demo(a)) => demo::demo_command(&rep, a),
         Some(Commands::Init(a)) => init::init_command(&rep, a),
+        Some(Commands::Discover(a)) => discover::discover_command(&rep, a),
     };
     match result {
         Ok(()) => exit::OK,
         Err(e) => {
+            // Upload failures already have their upload-failed and summary lines.
+            if !matches!(e, Error::Upload(_) | Error::SomeFailed { .. }) {
+                rep.json(serde_json::json!({
+                    "reason": "error",
+                    "code": e.exit_code(),
+                    "message": e.to_string(),
+                    "hint": e.hint(),
+                }));
+            }
             rep.error(&e);
             e.exit_code()
         }

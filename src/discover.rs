@@ -1,0 +1,152 @@
+//! mDNS for ArduinoOTA devices (protocol.md section 9): browse `_arduino._tcp`,
+//! resolve `.local` names the system resolver cannot, and advertise an emulated
+//! device as a real one does.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use mdns_sd::{HostnameResolutionEvent, ServiceDaemon, ServiceEvent, ServiceInfo};
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// The service type both cores register (its label says TCP; the port is the OTA
+/// UDP port).
+pub const SERVICE: &str = "_arduino._tcp.local.";
+
+/// A device that answered the browse.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Found {
+    /// Instance name (the OTA hostname).
+    pub name: String,
+    pub hostname: String,
+    pub addresses: Vec<IpAddr>,
+    /// The OTA UDP port.
+    pub port: u16,
+    pub board: Option<String>,
+    /// Whether a password was set when the device started its responder.
+    pub auth_upload: Option<bool>,
+}
+
+fn daemon() -> Result<ServiceDaemon, Error> {
+    ServiceDaemon::new().map_err(|e| {
+        Error::usage(
+            format!("cannot start mDNS: {e}"),
+            Some(
+                "mDNS needs UDP port 5353 and multicast; give devices by IP with --host instead"
+                    .to_string(),
+            ),
+        )
+    })
+}
+
+fn yes_no(v: Option<&str>) -> Option<bool> {
+    match v? {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// Browse for `timeout`; `on_found` sees each device once, as it resolves.
+pub fn browse(timeout: Duration, mut on_found: impl FnMut(&Found)) -> Result<Vec<Found>, Error> {
+    let daemon = daemon()?;
+    let events = daemon
+        .browse(SERVICE)
+        .map_err(|e| Error::usage(format!("cannot browse mDNS: {e}"), None))?;
+    let deadline = Instant::now() + timeout;
+    let mut found: BTreeMap<String, Found> = BTreeMap::new();
+    while let Ok(event) = events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if let ServiceEvent::ServiceResolved(info) = event {
+            let name = info
+                .fullname
+                .strip_suffix(&format!(".{SERVICE}"))
+                .unwrap_or(&info.fullname)
+                .to_string();
+            let mut addresses: Vec<IpAddr> = info
+                .get_addresses()
+                .iter()
+                .map(|a| a.to_ip_addr())
+                .collect();
+            addresses.sort();
+            let device = Found {
+                name: name.clone(),
+                hostname: info.host.trim_end_matches('.').to_string(),
+                addresses,
+                port: info.port,
+                board: info.get_property_val_str("board").map(str::to_string),
+                auth_upload: yes_no(info.get_property_val_str("auth_upload")),
+            };
+            if found.get(&name) != Some(&device) {
+                on_found(&device);
+                found.insert(name, device);
+            }
+        }
+    }
+    let _ = daemon.shutdown();
+    Ok(found.into_values().collect())
+}
+
+/// Resolve `name.local` over mDNS (IPv4 preferred).
+pub fn resolve_local(host: &str, timeout: Duration) -> Option<IpAddr> {
+    let daemon = ServiceDaemon::new().ok()?;
+    let name = format!("{}.", host.trim_end_matches('.'));
+    let events = daemon
+        .resolve_hostname(&name, Some(timeout.as_millis() as u64))
+        .ok()?;
+    let deadline = Instant::now() + timeout;
+    let mut result = None;
+    while let Ok(event) = events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if let HostnameResolutionEvent::AddressesFound(_, addrs) = event {
+            let mut addrs: Vec<IpAddr> = addrs.iter().map(|a| a.to_ip_addr()).collect();
+            addrs.sort_by_key(|a| !a.is_ipv4());
+            result = addrs.first().copied();
+            break;
+        }
+    }
+    let _ = daemon.shutdown();
+    result
+}
+
+/// An mDNS registration that lasts as long as this value.
+pub struct Advertisement {
+    daemon: ServiceDaemon,
+}
+
+impl Drop for Advertisement {
+    fn drop(&mut self) {
+        let _ = self.daemon.shutdown();
+    }
+}
+
+/// Register `name` as an ArduinoOTA device on `ip:port`, with the TXT records the
+/// cores publish.
+pub fn advertise(
+    name: &str,
+    ip: IpAddr,
+    port: u16,
+    board: &str,
+    auth: bool,
+) -> Result<Advertisement, Error> {
+    let daemon = daemon()?;
+    let props = [
+        ("board", board),
+        ("tcp_check", "no"),
+        ("ssh_upload", "no"),
+        ("auth_upload", if auth { "yes" } else { "no" }),
+    ];
+    let info = ServiceInfo::new(
+        SERVICE,
+        name,
+        &format!("{name}.local."),
+        ip,
+        port,
+        &props[..],
+    )
+    .map_err(|e| Error::usage(format!("cannot advertise `{name}` over mDNS: {e}"), None))?;
+    daemon
+        .register(info)
+        .map_err(|e| Error::usage(format!("cannot advertise `{name}` over mDNS: {e}"), None))?;
+    Ok(Advertisement { daemon })
+}

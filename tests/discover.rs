@@ -1,0 +1,144 @@
+//! mDNS discovery and `.local` resolution, only inside a private network namespace
+//! (`unshare -n`: nothing but `lo`), never on real interfaces. Skipped, with the
+//! reason printed, where a namespace cannot be made.
+
+mod support;
+
+use std::process::{Command, Stdio};
+
+use support::{BIN, finish, write_file};
+
+/// Can this process make a network namespace with `ip` in it?
+fn namespace_available() -> Result<(), String> {
+    let ok = |cmd: &mut Command| {
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !ok(Command::new("unshare").args(["-n", "true"])) {
+        return Err(
+            "`unshare -n` is not permitted here (needs root or unprivileged user namespaces)"
+                .into(),
+        );
+    }
+    if !ok(Command::new("unshare").args(["-n", "ip", "link", "show", "lo"])) {
+        return Err("the `ip` command (iproute2) is missing".into());
+    }
+    Ok(())
+}
+
+/// Run `script` with `sh` inside a fresh network namespace whose `lo` carries
+/// multicast.
+fn in_namespace(script: &str) -> support::Run {
+    let full = format!(
+        "set -e\nip link set lo up\nip link set lo multicast on\nip route add 224.0.0.0/4 dev lo\n{script}"
+    );
+    let child = Command::new("unshare")
+        .args(["-n", "sh", "-c", &full])
+        .env_remove("CARGO_OTA_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn unshare");
+    finish(child)
+}
+
+#[test]
+fn discover_and_resolve_local_in_a_namespace() {
+    if let Err(why) = namespace_available() {
+        eprintln!("skipped discover_and_resolve_local_in_a_namespace: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let image = cargo_ota::appimage::sample_esp32c3(20_000);
+    let app = write_file(dir.path(), "app.bin", &image);
+    let d = dir.path().display();
+    // Each emulator prints its address first: reading it from a FIFO waits for
+    // the emulator to be ready. The emulators are stopped on the way out.
+    let script = format!(
+        r#"
+cd '{d}'
+mkfifo e1 e2
+'{BIN}' emulate --port 0 -q --mdns bench-1 --board esp32c3 --password pw > e1 & p1=$!
+'{BIN}' emulate --flavor esp8266 --port 0 -q --mdns shelf-2 --board d1_mini > e2 & p2=$!
+trap 'kill $p1 $p2 2>/dev/null' EXIT
+exec 3<e1 4<e2
+read a1 <&3
+read a2 <&4
+echo "{{\"reason\":\"emulators\",\"bench\":\"$a1\",\"shelf\":\"$a2\"}}"
+'{BIN}' discover --timeout 3 --message-format json
+CARGO_OTA_PASSWORD=pw '{BIN}' upload '{app}' --host bench-1.local --port "${{a1#*:}}" --message-format json
+"#,
+        app = app.display()
+    );
+    let r = in_namespace(&script);
+    r.assert_code(0);
+    let lines = r.json();
+    let addrs = &lines[0];
+    let port_of = |key: &str| -> u64 {
+        addrs[key]
+            .as_str()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let found: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["reason"] == "device-found")
+        .collect();
+    assert_eq!(found.len(), 2, "{}", r.stdout);
+    let bench = found
+        .iter()
+        .find(|f| f["name"] == "bench-1")
+        .expect("bench-1 found");
+    assert_eq!(bench["port"], port_of("bench"));
+    assert_eq!(bench["board"], "esp32c3");
+    assert_eq!(bench["auth_upload"], true);
+    assert_eq!(bench["hostname"], "bench-1.local");
+    assert_eq!(bench["addresses"][0], "127.0.0.1");
+    let shelf = found
+        .iter()
+        .find(|f| f["name"] == "shelf-2")
+        .expect("shelf-2 found");
+    assert_eq!(shelf["port"], port_of("shelf"));
+    assert_eq!(shelf["board"], "d1_mini");
+    assert_eq!(shelf["auth_upload"], false);
+    let done = lines
+        .iter()
+        .find(|l| l["reason"] == "discover-finished")
+        .unwrap();
+    assert_eq!(done["count"], 2);
+    // bench-1.local is not in any resolver: it was found over mDNS.
+    let finished = lines
+        .iter()
+        .find(|l| l["reason"] == "upload-finished")
+        .expect("upload by .local");
+    assert_eq!(finished["host"], "bench-1.local");
+    assert_eq!(finished["address"], addrs["bench"]);
+}
+
+#[test]
+fn unknown_local_name_is_a_clear_error() {
+    if let Err(why) = namespace_available() {
+        eprintln!("skipped unknown_local_name_is_a_clear_error: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let app = write_file(
+        dir.path(),
+        "app.bin",
+        &cargo_ota::appimage::sample_esp32c3(4_000),
+    );
+    let r = in_namespace(&format!(
+        "'{BIN}' upload '{}' --host nobody-here.local\n",
+        app.display()
+    ));
+    r.assert_code(2)
+        .assert_stderr("cannot resolve device host `nobody-here.local`")
+        .assert_stderr("no answer over mDNS");
+}
