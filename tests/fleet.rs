@@ -7,7 +7,7 @@ use std::fs;
 
 use cargo_ota::sample::{self, SampleChip, SampleFirmware};
 use support::fixture::{Fixture, real_cargo};
-use support::{Emu, run_in};
+use support::{Emu, elf_upload, run_in, sample_elf};
 
 const PW: &str = "fleet-pw";
 
@@ -197,23 +197,13 @@ fn pinned_host_port_gives_consecutive_ports() {
 #[test]
 fn verify_waits_for_the_reboot() {
     let dir = tempfile::tempdir().unwrap();
-    let elf = dir.path().join("fw.elf");
-    fs::write(
-        &elf,
-        sample::elf(&SampleFirmware::new(SampleChip::Esp32c3, 30_000)),
-    )
-    .unwrap();
+    let elf = sample_elf(dir.path(), "fw.elf", SampleChip::Esp32c3, 30_000);
     let emu = Emu::start(&["--reboot-ms", "2500", "--password", PW]);
-    let port = emu.port();
-    let r = run_in(
+    let r = elf_upload(
         dir.path(),
+        &emu,
+        &elf,
         &[
-            "--elf",
-            elf.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
             "--verify",
             "--verify-timeout",
             "20",
@@ -247,27 +237,13 @@ fn verify_waits_for_the_reboot() {
 #[test]
 fn verify_warns_when_the_device_never_comes_back() {
     let dir = tempfile::tempdir().unwrap();
-    let elf = dir.path().join("fw.elf");
-    fs::write(
-        &elf,
-        sample::elf(&SampleFirmware::new(SampleChip::Esp32c3, 30_000)),
-    )
-    .unwrap();
+    let elf = sample_elf(dir.path(), "fw.elf", SampleChip::Esp32c3, 30_000);
     let emu = Emu::start(&["--fault", "never-back"]);
-    let port = emu.port();
-    let r = run_in(
+    let r = elf_upload(
         dir.path(),
-        &[
-            "--elf",
-            elf.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--verify",
-            "--verify-timeout",
-            "2.5",
-        ],
+        &emu,
+        &elf,
+        &["--verify", "--verify-timeout", "2.5"],
         &[],
     );
     r.assert_code(0)

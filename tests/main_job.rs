@@ -7,7 +7,7 @@ use std::fs;
 
 use cargo_ota::sample::{self, SampleChip, SampleFirmware};
 use support::fixture::{Artifact, Fixture, env_refs, real_cargo};
-use support::{Emu, run_in};
+use support::{Emu, elf_upload, run_in, sample_elf};
 
 const PW: &str = "main-job-pw";
 
@@ -393,23 +393,10 @@ fn elf_option_skips_the_build_for_each_chip() {
         (SampleChip::Esp32, "esp32"),
     ] {
         let emu = Emu::start(&["--chip", name]);
-        let elf = dir.path().join(format!("{name}.elf"));
-        fs::write(&elf, sample::elf(&firmware(chip))).unwrap();
-        let port = emu.port();
-        run_in(
-            dir.path(),
-            &[
-                "--elf",
-                elf.to_str().unwrap(),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port,
-            ],
-            &[],
-        )
-        .assert_code(0)
-        .assert_stderr(&format!("{name} app"));
+        let elf = sample_elf(dir.path(), &format!("{name}.elf"), chip, 60_000);
+        elf_upload(dir.path(), &emu, &elf, &[], &[])
+            .assert_code(0)
+            .assert_stderr(&format!("{name} app"));
         let ev = emu.next_event();
         assert_eq!(ev["event"], "update-ok", "{name}: {ev}");
     }

@@ -233,3 +233,29 @@ pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
 pub fn image(size: usize) -> Vec<u8> {
     cargo_ota::appimage::sample_esp32c3(size)
 }
+
+/// Write a sample firmware ELF made in code into `dir`.
+pub fn sample_elf(
+    dir: &Path,
+    name: &str,
+    chip: cargo_ota::sample::SampleChip,
+    code: usize,
+) -> PathBuf {
+    let fw = cargo_ota::sample::SampleFirmware::new(chip, code);
+    write_file(dir, name, &cargo_ota::sample::elf(&fw))
+}
+
+/// `cargo ota --elf ELF --host 127.0.0.1 --port <emu> EXTRA...` in `dir`.
+pub fn elf_upload(dir: &Path, emu: &Emu, elf: &Path, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let port = emu.port();
+    let mut args = vec![
+        "--elf",
+        elf.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+    ];
+    args.extend_from_slice(extra);
+    run_in(dir, &args, env)
+}
