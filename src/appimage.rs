@@ -175,10 +175,13 @@ pub fn build(chip_id: u16, entry: u32, segments: &[(u32, &[u8])]) -> Vec<u8> {
 }
 
 /// A sample ESP32-C3 app image of about `size` bytes: a flash-mapped data segment
-/// and an instruction segment with deterministic pseudo-random contents.
+/// (with the ArduinoOTA reply literal in it) and an instruction segment, with
+/// deterministic pseudo-random contents.
 pub fn sample_esp32c3(size: usize) -> Vec<u8> {
     let body = size.saturating_sub(64).max(64);
-    let rodata = crate::sample::noise(0x2545_f491, body / 4 * 3);
+    let mut rodata = crate::sample::noise(0x2545_f491, body / 4 * 3);
+    // Like real firmware, it carries an OTA responder (see `guard`).
+    rodata.extend_from_slice(crate::guard::ARDUINO_OTA_LITERAL);
     let text = crate::sample::noise(0x1234_5678, body / 4);
     build(
         5,

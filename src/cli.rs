@@ -143,6 +143,10 @@ pub struct ImageArgs {
     /// Do not require an ESP-IDF app descriptor in the ELF.
     #[arg(long)]
     pub ignore_app_descriptor: bool,
+    /// Upload even if the image shows no OTA responder (the device could then
+    /// only be updated over serial) [config: ota-guard = false].
+    #[arg(long)]
+    pub allow_no_ota: bool,
     /// Use this ELF instead of building.
     #[arg(long, value_name = "PATH")]
     pub elf: Option<PathBuf>,
@@ -267,6 +271,10 @@ pub struct AuthArgs {
     /// Authentication scheme [default: config `auth`, else auto].
     #[arg(long, value_enum)]
     pub auth: Option<AuthArg>,
+    /// Answer with the --auth scheme even when the device's challenge asks for
+    /// another (for responders with nonstandard nonces).
+    #[arg(long, requires = "auth")]
+    pub force_auth: bool,
 }
 
 #[derive(Debug, Args, Default, Clone)]
@@ -300,6 +308,10 @@ pub struct UploadArgs {
     /// Send a filesystem image (SPIFFS/LittleFS partition, command 100).
     #[arg(long)]
     pub fs: bool,
+    /// Upload an app image even if it shows no OTA responder [config: ota-guard =
+    /// false].
+    #[arg(long)]
+    pub allow_no_ota: bool,
     #[command(flatten)]
     pub devices: DevicesArgs,
     #[command(flatten)]

@@ -34,6 +34,7 @@ const SECTION_KEYS: &[&str] = &[
     "retries",
     "verify",
     "verify-timeout",
+    "ota-guard",
     "default-devices",
     "devices",
     "groups",
@@ -62,6 +63,7 @@ pub struct Settings {
     pub retries: Option<u32>,
     pub verify: Option<bool>,
     pub verify_timeout: Option<f64>,
+    pub ota_guard: Option<bool>,
 }
 
 impl Settings {
@@ -86,6 +88,7 @@ impl Settings {
             retries: self.retries.or(l.retries),
             verify: self.verify.or(l.verify),
             verify_timeout: self.verify_timeout.or(l.verify_timeout),
+            ota_guard: self.ota_guard.or(l.ota_guard),
         }
     }
 }
@@ -308,6 +311,23 @@ impl Reader<'_> {
         }
     }
 
+    fn boolean(
+        &self,
+        t: &serde_json::Map<String, Value>,
+        key: &str,
+        name: &str,
+    ) -> Result<Option<bool>, Error> {
+        match t.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(self.err(
+                &format!("{key}.{name}"),
+                format!("must be true or false, found {}", show(v)),
+                None,
+            )),
+        }
+    }
+
     fn auth(
         &self,
         t: &serde_json::Map<String, Value>,
@@ -393,17 +413,8 @@ impl Reader<'_> {
                     (0.0..=100.0).contains(&n) && n.fract() == 0.0
                 })?
                 .map(|n| n as u32),
-            verify: match t.get("verify") {
-                None => None,
-                Some(Value::Bool(b)) => Some(*b),
-                Some(v) => {
-                    return Err(self.err(
-                        &format!("{key}.verify"),
-                        format!("must be true or false, found {}", show(v)),
-                        None,
-                    ));
-                }
-            },
+            verify: self.boolean(t, key, "verify")?,
+            ota_guard: self.boolean(t, key, "ota-guard")?,
             verify_timeout: self.number(
                 t,
                 key,

@@ -147,7 +147,7 @@ impl UploadError {
                 "check the password; a device whose sketch stores an MD5 hash with setPasswordHash needs --auth sha256-md5 or auto".into()
             }
             UploadError::AuthMismatch { .. } => {
-                "leave out --auth (auto picks the scheme the device offers)".into()
+                "leave out --auth (auto picks the scheme the device offers); --force-auth answers with the --auth scheme anyway".into()
             }
             UploadError::Refused { text, .. } if text.contains("[11]") => {
                 "the ESP8266 needs a hard reset after a serial flash before it takes OTA updates".into()

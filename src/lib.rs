@@ -11,6 +11,7 @@ pub mod emulator;
 pub mod error;
 pub mod firmware;
 pub mod fleet;
+pub mod guard;
 pub mod image;
 pub mod plan;
 pub mod protocol;

@@ -7,5 +7,6 @@ fn main() {
         args.remove(1);
     }
     let cli = cargo_ota::cli::Cli::parse_from(args);
+    cargo_ota::commands::install_interrupt_handler();
     std::process::exit(cargo_ota::commands::run(cli));
 }

@@ -36,7 +36,8 @@ fn cli_layer(devices: &DevicesArgs, auth: &AuthArgs, session: &SessionArgs) -> S
     }
 }
 
-fn options(s: &Settings, cli_password: Option<&str>, command: Command) -> UploadOptions {
+fn options(s: &Settings, auth: &AuthArgs, command: Command) -> UploadOptions {
+    let cli_password = auth.password.as_deref();
     let password_env = s
         .password_env
         .clone()
@@ -52,6 +53,7 @@ fn options(s: &Settings, cli_password: Option<&str>, command: Command) -> Upload
         password,
         password_env,
         auth: s.auth.unwrap_or_default(),
+        force_auth: auth.force_auth,
         host_ip: s.host_ip,
         host_port: s.host_port,
         timeout: s
@@ -103,7 +105,7 @@ pub fn plan(
                 host: host.clone(),
                 port: base.port.unwrap_or(DEFAULT_PORT),
             },
-            options: options(&base, auth.password.as_deref(), command),
+            options: options(&base, auth, command),
         });
     }
     for name in names {
@@ -122,7 +124,7 @@ pub fn plan(
                 host: entry.host.clone(),
                 port: merged.port.unwrap_or(DEFAULT_PORT),
             },
-            options: options(&merged, auth.password.as_deref(), command),
+            options: options(&merged, auth, command),
         });
     }
     Ok(out)

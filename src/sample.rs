@@ -73,7 +73,7 @@ impl SampleFirmware {
             version: "0.1.0".into(),
             chip_metadata: true,
             app_descriptor: true,
-            embed: Some(b"Authentication Failed".to_vec()),
+            embed: Some(crate::guard::ARDUINO_OTA_LITERAL.to_vec()),
             seed: 0x2545_f491,
         }
     }

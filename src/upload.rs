@@ -56,6 +56,8 @@ pub struct UploadOptions {
     /// The environment variable a password is read from (named in errors).
     pub password_env: String,
     pub auth: AuthMode,
+    /// Answer with `auth`'s scheme whatever the nonce length says.
+    pub force_auth: bool,
     /// Local address the device connects back to; default: the one that routes
     /// to the device.
     pub host_ip: Option<IpAddr>,
@@ -74,6 +76,7 @@ impl Default for UploadOptions {
             password: None,
             password_env: "CARGO_OTA_PASSWORD".into(),
             auth: AuthMode::Auto,
+            force_auth: false,
             host_ip: None,
             host_port: None,
             timeout: Duration::from_secs(10),
@@ -134,6 +137,8 @@ pub struct Outcome {
 const FIRST_WAIT: Duration = Duration::from_millis(500);
 /// Extra time for the device to answer an auth response (PBKDF2 takes a while).
 const AUTH_GRACE: Duration = Duration::from_secs(2);
+/// The least time a device gets to answer after the last byte.
+const VERDICT_FLOOR: Duration = Duration::from_secs(10);
 /// Bytes handed to the socket per write (the progress granularity).
 const CHUNK: usize = 8 * 1024;
 /// Send buffer: small enough that "bytes written" tracks what the device took.
@@ -430,20 +435,24 @@ fn handshake(
                             });
                         };
                         if plan.is_none() {
-                            let schemes = opts.auth.plan(&nonce).map_err(|m| {
-                                cancel_challenge(udp);
-                                UploadError::AuthMismatch {
-                                    device,
-                                    detail: mismatch_text(m, opts.auth),
+                            let schemes = match (opts.auth.plan(&nonce), forced(opts)) {
+                                (Ok(s), _) => s,
+                                (Err(SchemeMismatch::Conflict { .. }), Some(s)) => vec![s],
+                                (Err(m), _) => {
+                                    cancel_challenge(udp);
+                                    return Err(UploadError::AuthMismatch {
+                                        device,
+                                        detail: mismatch_text(m, opts.auth),
+                                    });
                                 }
-                            })?;
+                            };
                             plan = Some(schemes);
                         }
                         let schemes = plan.as_ref().expect("planned above");
                         let Some(&scheme) = schemes.get(tried.len().min(schemes.len() - 1)) else {
                             continue;
                         };
-                        if nonce.len() != scheme.field_len() {
+                        if nonce.len() != scheme.field_len() && !opts.force_auth {
                             continue; // a stale challenge of another length
                         }
                         let mut seed = [0u8; 32];
@@ -481,6 +490,19 @@ fn handshake(
                 },
             }
         }
+    }
+}
+
+/// With `--force-auth`, the one scheme `--auth` names.
+fn forced(opts: &UploadOptions) -> Option<AuthScheme> {
+    if !opts.force_auth {
+        return None;
+    }
+    match opts.auth {
+        AuthMode::Auto => None,
+        AuthMode::Md5 => Some(AuthScheme::Md5),
+        AuthMode::Sha256 => Some(AuthScheme::Sha256),
+        AuthMode::Sha256Md5 => Some(AuthScheme::Sha256Md5),
     }
 }
 
@@ -674,7 +696,15 @@ fn transfer(
             }
             break v;
         }
-        match rx.recv_timeout(opts.timeout) {
+        // Once everything is sent the device verifies and commits before it
+        // answers (an ESP8266 also waits 1 s on purpose): give it at least
+        // VERDICT_FLOOR, however short --timeout is.
+        let wait = if sent == total {
+            opts.timeout.max(VERDICT_FLOOR)
+        } else {
+            opts.timeout
+        };
+        match rx.recv_timeout(wait) {
             Ok(ReadMsg::Data(d)) => {
                 replies.push(&d);
             }
@@ -684,7 +714,7 @@ fn transfer(
                     device,
                     sent,
                     total,
-                    secs: opts.timeout.as_secs_f64(),
+                    secs: wait.as_secs_f64(),
                 });
             }
         }

@@ -142,3 +142,25 @@ fn unknown_local_name_is_a_clear_error() {
         .assert_stderr("cannot resolve device host `nobody-here.local`")
         .assert_stderr("no answer over mDNS");
 }
+
+#[test]
+fn a_host_that_does_not_resolve() {
+    // Inside the namespace no resolver can be reached, so nothing leaves this host.
+    if let Err(why) = namespace_available() {
+        eprintln!("skipped a_host_that_does_not_resolve: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let app = write_file(
+        dir.path(),
+        "app.bin",
+        &cargo_ota::appimage::sample_esp32c3(4_000),
+    );
+    let r = in_namespace(&format!(
+        "'{BIN}' upload '{}' --host no-such-device.invalid\n",
+        app.display()
+    ));
+    r.assert_code(2)
+        .assert_stderr("cannot resolve device host `no-such-device.invalid`")
+        .assert_stderr("give the device's IP address with --host");
+}

@@ -5,29 +5,11 @@ mod support;
 
 use std::fs;
 
-use cargo_ota::sample::{self, SampleChip, SampleFirmware};
-use support::fixture::{Fixture, real_cargo};
+use cargo_ota::sample::SampleChip;
+use support::fixture::{fleet_fixture, real_cargo};
 use support::{Emu, elf_upload, run_in, sample_elf};
 
 const PW: &str = "fleet-pw";
-
-/// A package configuring `emus` as devices dev01.. (and their config extra).
-fn fleet_fixture(emus: &[(&Emu, &str)], extra: &str) -> (Fixture, std::path::PathBuf) {
-    let mut toml = format!("[package.metadata.ota]\npassword-env = \"FLEET_PW\"\n{extra}\n");
-    for (i, (emu, device_extra)) in emus.iter().enumerate() {
-        toml.push_str(&format!(
-            "[package.metadata.ota.devices.dev{:02}]\nhost = \"127.0.0.1\"\nport = {}\n{device_extra}\n",
-            i + 1,
-            emu.port()
-        ));
-    }
-    let f = Fixture::package("fw", &toml);
-    let elf = f.write_bytes(
-        "fw.elf",
-        &sample::elf(&SampleFirmware::new(SampleChip::Esp32c3, 150_000)),
-    );
-    (f, elf)
-}
 
 #[test]
 fn twelve_devices_two_failures() {

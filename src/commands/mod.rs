@@ -7,7 +7,9 @@ mod init;
 mod pipeline;
 
 use std::fs;
+use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::appimage;
 use crate::cli::{Cli, Commands};
@@ -15,6 +17,31 @@ use crate::error::{Error, exit};
 use crate::protocol::Command;
 use crate::report::Reporter;
 use crate::upload::{self, Target, UploadOptions};
+
+/// Whether the interrupt message goes out as JSON too.
+static JSON_OUTPUT: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C: say so and exit 130 at once. Exiting closes every socket, so the
+/// device sees its connection end, drops the partial update and keeps its
+/// firmware; nothing is left listening.
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        let hint = "the device drops the partial update and keeps running its current firmware";
+        if JSON_OUTPUT.load(Ordering::SeqCst) {
+            let line = serde_json::json!({
+                "reason": "error",
+                "code": exit::INTERRUPTED,
+                "message": "interrupted",
+                "hint": hint,
+            });
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+        eprintln!("\nerror: interrupted\n  help: {hint}");
+        std::process::exit(exit::INTERRUPTED);
+    });
+}
 
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
@@ -30,6 +57,10 @@ pub fn run(cli: Cli) -> i32 {
             ..Default::default()
         },
     };
+    JSON_OUTPUT.store(
+        output.message_format == crate::report::MessageFormat::Json,
+        Ordering::SeqCst,
+    );
     let rep = Reporter::new(output.message_format, output.quiet, output.verbose);
     let result = match &cli.command {
         None => pipeline::main_command(&rep, &cli.main),

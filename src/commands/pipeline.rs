@@ -356,6 +356,39 @@ fn upload_all(
     Ok(())
 }
 
+/// Refuse an app image without an OTA responder unless allowed.
+fn ota_guard(
+    rep: &Reporter,
+    ctx: &Context,
+    image: &[u8],
+    what: &str,
+    allow: bool,
+) -> Result<(), Error> {
+    let allowed = allow || ctx.config.settings.ota_guard == Some(false);
+    match crate::guard::has_ota_responder(image) {
+        Some(true) => Ok(()),
+        None => {
+            rep.detail("Unchecked", format!("{what} is compressed: cannot look for an OTA responder"));
+            Ok(())
+        }
+        Some(false) if allowed => {
+            rep.warn(format!(
+                "{what} shows no OTA responder: after this update the device may only take updates over serial (uploading anyway: --allow-no-ota / ota-guard = false)"
+            ));
+            Ok(())
+        }
+        Some(false) => Err(Error::image(
+            format!(
+                "{what} shows no OTA responder: after this update the device could no longer be updated over the air"
+            ),
+            Some(
+                "keep the OTA responder in the firmware (ArduinoOTA carries the literal \"Authentication Failed\"; a Rust responder embeds the marker `cargo-ota:ota-responder`, see the README), or pass --allow-no-ota (config: ota-guard = false) to upload anyway"
+                    .to_string(),
+            ),
+        )),
+    }
+}
+
 /// `cargo ota [OPTIONS]`.
 pub fn main_command(rep: &Reporter, args: &MainArgs) -> Result<(), Error> {
     let ctx = load_context(&args.cargo, args.image.elf.is_none(), rep)?;
@@ -372,6 +405,13 @@ pub fn main_command(rep: &Reporter, args: &MainArgs) -> Result<(), Error> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "firmware".into());
+    ota_guard(
+        rep,
+        &ctx,
+        &image.data,
+        &format!("`{what}`"),
+        args.image.allow_no_ota,
+    )?;
     upload_all(rep, &ctx, &args.session, &planned, &what, &image.data)
 }
 
@@ -395,6 +435,12 @@ pub fn image_command(rep: &Reporter, args: &ImageCommandArgs) -> Result<(), Erro
             Error::usage(format!("cannot write `{}`: {e}", out.display()), None)
         })?;
     report_image(rep, &elf_path, &image, Some(&out));
+    if crate::guard::has_ota_responder(&image.data) == Some(false) {
+        rep.warn(format!(
+            "`{}` shows no OTA responder: `cargo ota` will refuse to upload it (--allow-no-ota overrides)",
+            out.display()
+        ));
+    }
     rep.status("Wrote", out.display());
     Ok(())
 }
@@ -415,5 +461,8 @@ pub fn upload_command(rep: &Reporter, args: &UploadArgs) -> Result<(), Error> {
     let planned = plan::plan(&ctx.config, &args.devices, &args.auth, &args.session, kind)?;
     let image = read_image(&args.file, kind)?;
     let what = args.file.display().to_string();
+    if kind == Command::Flash {
+        ota_guard(rep, &ctx, &image, &format!("`{what}`"), args.allow_no_ota)?;
+    }
     upload_all(rep, &ctx, &args.session, &planned, &what, &image)
 }

@@ -72,7 +72,8 @@ impl UpdateError {
     /// The bytes the device sends on TCP for this error.
     pub fn wire_text(&self, style: ErrorStyle) -> String {
         match (style, self) {
-            (_, UpdateError::Other(t)) => format!("{t}\r\n"),
+            (ErrorStyle::Esp8266, UpdateError::Other(t)) => format!("{t}\n"),
+            (ErrorStyle::Esp32, UpdateError::Other(t)) => format!("{t}\r\n"),
             (ErrorStyle::Esp8266, e) => {
                 let (code, text) = e.esp8266();
                 format!("ERROR[{code}]: {text}\n")

@@ -190,6 +190,12 @@ impl Rng {
     }
 }
 
+/// How late a wake-up may be and still count as on time for the link model.
+const WAKE_SLACK: Duration = Duration::from_millis(2);
+
+/// While acks are in flight, how often the emulator looks for new data.
+const DATA_POLL: Duration = Duration::from_millis(1);
+
 /// How long an ESP8266 with a stalled link holds the connection (it has no
 /// receive timeout; the host is expected to give up first).
 const ESP8266_STALL_HOLD: Duration = Duration::from_secs(600);
@@ -482,6 +488,7 @@ impl Emulator {
         let mut last_ack: Option<usize> = None;
         let mut re_acks = 0u32;
         let mut last_data = Instant::now();
+        let mut woke_for: Option<Instant> = None;
         let fail = |received: u64, rx: Receiver<EmulatorSink>, reason: String| {
             rx.abort();
             Transfer {
@@ -505,17 +512,30 @@ impl Emulator {
                 Allowance::Read(room) => room,
                 Allowance::Wait(until) => {
                     thread::sleep(until.saturating_duration_since(now));
+                    woke_for = Some(until);
                     continue;
                 }
             };
             let silence_deadline = last_data + rx_timeout;
-            let mut wait = silence_deadline.saturating_duration_since(now);
-            if let Some(due) = pacer.next_due() {
-                wait = wait.min(due.saturating_duration_since(now));
-            }
-            let _ = stream.set_read_timeout(Some(wait.max(Duration::from_millis(1))));
             let want = room.min(buf.len());
-            match out.read(&mut buf[..want]) {
+            // While an ack is due, never block in read: socket timeouts are coarse
+            // (kernel ticks) and would delay the ack. Take what is there, else
+            // sleep precisely until the ack is due (or briefly, for data).
+            let pending_ack = pacer.next_due();
+            let _ = stream.set_nonblocking(pending_ack.is_some());
+            if pending_ack.is_none() {
+                let wait = silence_deadline.saturating_duration_since(now);
+                let _ = stream.set_read_timeout(Some(wait.max(Duration::from_millis(1))));
+            }
+            let read = out.read(&mut buf[..want]);
+            if let (Some(due), Err(e)) = (pending_ack, &read)
+                && e.kind() == ErrorKind::WouldBlock
+                && now < silence_deadline
+            {
+                thread::sleep(due.min(now + DATA_POLL).saturating_duration_since(now));
+                continue;
+            }
+            match read {
                 Ok(0) => {
                     let reason = format!(
                         "host closed the connection after {} of {size} bytes",
@@ -549,7 +569,13 @@ impl Emulator {
                     };
                     last_data = Instant::now();
                     re_acks = 0;
-                    pacer.on_read(last_data, n, consumed);
+                    // A read right after a paced wait happens, in the model, at the
+                    // instant the wait was for: oversleeping must not add up.
+                    let at = match woke_for.take() {
+                        Some(t) if last_data.saturating_duration_since(t) < WAKE_SLACK => t,
+                        _ => last_data,
+                    };
+                    pacer.on_read(at, n, consumed);
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     if Instant::now() < silence_deadline || !flavor.is_esp32() {
@@ -574,6 +600,7 @@ impl Emulator {
             }
         }
 
+        let _ = stream.set_nonblocking(false);
         // Deliver the outstanding acks, then the verdict.
         while let Some(due) = pacer.next_due() {
             thread::sleep(due.saturating_duration_since(Instant::now()));

@@ -179,3 +179,21 @@ impl Fixture {
 pub fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
+
+/// A package configuring `emus` as devices dev01, dev02, ... (each with its extra
+/// lines), the section with `extra`, and a sample ELF `fw.elf`.
+pub fn fleet_fixture(emus: &[(&super::Emu, &str)], extra: &str) -> (Fixture, PathBuf) {
+    let mut toml = format!("[package.metadata.ota]\npassword-env = \"FLEET_PW\"\n{extra}\n");
+    for (i, (emu, device_extra)) in emus.iter().enumerate() {
+        toml.push_str(&format!(
+            "[package.metadata.ota.devices.dev{:02}]\nhost = \"127.0.0.1\"\nport = {}\n{device_extra}\n",
+            i + 1,
+            emu.port()
+        ));
+    }
+    let f = Fixture::package("fw", &toml);
+    let fw =
+        cargo_ota::sample::SampleFirmware::new(cargo_ota::sample::SampleChip::Esp32c3, 150_000);
+    let elf = f.write_bytes("fw.elf", &cargo_ota::sample::elf(&fw));
+    (f, elf)
+}

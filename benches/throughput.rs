@@ -1,0 +1,343 @@
+//! Throughput benchmark: cargo-ota's streaming upload against an espota-style
+//! stop-and-wait client (1024 bytes per round trip), both against the emulator's
+//! link model; a fleet row; host CPU per MiB; peak memory for a 16 MiB image; image
+//! conversion time. Prints a table and writes JSON to target/throughput.json.
+//!
+//! `cargo bench --bench throughput` (add `-- --quick` for a short smoke run).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cargo_ota::fleet;
+use cargo_ota::image::{ImageOptions, convert};
+use cargo_ota::plan::Planned;
+use cargo_ota::protocol::md5_hex;
+use cargo_ota::report::{MessageFormat, Reporter};
+use cargo_ota::sample::{self, SampleChip, SampleFirmware};
+use cargo_ota::upload::{Target, UploadOptions, upload};
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cargo-ota");
+const WINDOW: usize = 5760;
+const FLASH_RATE: u64 = 400_000;
+
+/// A `cargo ota emulate` child process.
+struct Emu {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Emu {
+    fn start(rtt_ms: u64, flash_rate: Option<u64>) -> Emu {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "emulate",
+            "--port",
+            "0",
+            "-q",
+            "--link-window",
+            &WINDOW.to_string(),
+        ])
+        .args(["--link-rtt-ms", &rtt_ms.to_string()]);
+        if let Some(b) = flash_rate {
+            cmd.args(["--flash-rate", &b.to_string()]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn emulator");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line.trim().parse().expect("emulator address");
+        Emu { child, addr }
+    }
+
+    fn target(&self, name: &str) -> Target {
+        Target {
+            name: name.into(),
+            host: self.addr.ip().to_string(),
+            port: self.addr.port(),
+        }
+    }
+}
+
+impl Drop for Emu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds this process has used (user + system), from /proc (Linux).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// cargo-ota's upload of `image`: bytes per second over the transfer (from the
+/// device's connection to its verdict), and the CPU it took.
+fn ours(emu: &Emu, image: &[u8]) -> (f64, f64) {
+    let cpu0 = cpu_seconds().unwrap_or(0.0);
+    let outcome = upload(
+        &emu.target("bench"),
+        image,
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .expect("upload");
+    let cpu = cpu_seconds().unwrap_or(0.0) - cpu0;
+    (image.len() as f64 / outcome.transfer.as_secs_f64(), cpu)
+}
+
+/// espota.py's way: send 1024 bytes, wait for any reply, repeat.
+fn stop_and_wait(emu: &Emu, image: &[u8]) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let inv = format!("0 {port} {} {}\n", image.len(), md5_hex(image));
+    udp.send_to(inv.as_bytes(), emu.addr).unwrap();
+    let mut buf = [0u8; 64];
+    udp.recv_from(&mut buf).expect("invitation answered");
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_nodelay(true).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let start = Instant::now();
+    for chunk in image.chunks(1024) {
+        conn.write_all(chunk).unwrap();
+        assert!(conn.read(&mut buf).unwrap() > 0);
+    }
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest);
+    image.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+fn kbps(bps: f64) -> String {
+    format!("{:.1}", bps / 1000.0)
+}
+
+/// Peak resident memory (KiB) of `cargo ota upload` sending `file`.
+fn peak_memory_kib(file: &Path) -> Option<u64> {
+    let emu = Emu::start(0, None);
+    let mut child = Command::new(BIN)
+        .args([
+            "upload",
+            file.to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "-q",
+        ])
+        .args(["--port", &emu.addr.port().to_string()])
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = None;
+    // VmHWM is a high-water mark: the last reading before exit is the peak.
+    while child.try_wait().ok()?.is_none() {
+        if let Some(kib) = std::fs::read_to_string(&status_path).ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        }) {
+            peak = Some(kib);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    peak
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let image = cargo_ota::appimage::sample_esp32c3(if quick { 256 } else { 1024 } * 1024);
+    let baseline_len = if quick { 32 } else { 128 } * 1024;
+    let rtts: &[u64] = if quick { &[20] } else { &[2, 10, 20, 50, 100] };
+    let mut rows = Vec::new();
+    let mut cpu_total = 0.0;
+    let mut bytes_total = 0.0;
+    println!(
+        "{:>6} {:>10} {:>12} {:>14} {:>12} {:>9} {:>11}",
+        "RTT ms", "flash B/s", "model kB/s", "cargo-ota kB/s", "s&w kB/s", "of model", "x s&w"
+    );
+    for flash in [Some(FLASH_RATE), None] {
+        for &rtt in rtts {
+            let emu = Emu::start(rtt, flash);
+            let model = (WINDOW as f64 / (rtt as f64 / 1000.0))
+                .min(flash.map_or(f64::INFINITY, |b| b as f64));
+            let (rate, cpu) = ours(&emu, &image);
+            cpu_total += cpu;
+            bytes_total += image.len() as f64;
+            let saw = stop_and_wait(&emu, &image[..baseline_len]);
+            let flash_s = flash.map_or("unlimited".to_string(), |b| b.to_string());
+            println!(
+                "{:>6} {:>10} {:>12} {:>14} {:>12} {:>8.1}% {:>10.1}x",
+                rtt,
+                flash_s,
+                kbps(model),
+                kbps(rate),
+                kbps(saw),
+                rate / model * 100.0,
+                rate / saw
+            );
+            rows.push(json!({
+                "rtt_ms": rtt, "flash_rate": flash, "model_bps": model.round(),
+                "cargo_ota_bps": rate.round(), "stop_and_wait_bps": saw.round(),
+                "of_model": rate / model, "vs_stop_and_wait": rate / saw,
+            }));
+        }
+    }
+
+    // A fleet: 32 devices at 20 ms against one device.
+    let fleet_size = if quick { 8 } else { 32 };
+    let one = Emu::start(20, None);
+    let t = Instant::now();
+    upload(
+        &one.target("one"),
+        &image,
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let one_secs = t.elapsed().as_secs_f64();
+    let emus: Vec<Emu> = (0..fleet_size).map(|_| Emu::start(20, None)).collect();
+    let planned: Vec<Planned> = emus
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Planned {
+            target: e.target(&format!("dev{i:02}")),
+            options: UploadOptions::default(),
+        })
+        .collect();
+    let rep = Reporter::new(MessageFormat::Human, true, false);
+    let t = Instant::now();
+    let results = fleet::run(&rep, &planned, "bench", &image, fleet_size, None);
+    let fleet_secs = t.elapsed().as_secs_f64();
+    let fleet_ok = results.iter().filter(|r| r.result.is_ok()).count();
+    drop(emus);
+    println!(
+        "\nfleet: {fleet_ok}/{fleet_size} devices at 20 ms in {fleet_secs:.2} s; one device {one_secs:.2} s; ratio {:.2}",
+        fleet_secs / one_secs
+    );
+
+    // Host CPU per MiB, over the cargo-ota uploads above.
+    let cpu_per_mib = cpu_total / (bytes_total / 1_048_576.0);
+    println!("host CPU: {cpu_per_mib:.4} s per MiB sent");
+
+    // Peak memory sending a 16 MiB image with the real binary.
+    let dir = std::env::temp_dir().join(format!("cargo-ota-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = dir.join("16mib.bin");
+    std::fs::write(&big, cargo_ota::appimage::sample_esp32c3(16 * 1024 * 1024)).unwrap();
+    let peak_kib = peak_memory_kib(&big);
+    println!(
+        "peak memory, 16 MiB image: {}",
+        peak_kib.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+    );
+
+    // Image conversion of a ~3 MB ELF made in code.
+    let elf = sample::elf(&SampleFirmware::new(SampleChip::Esp32c3, 2_250_000));
+    let elf_path = dir.join("big.elf");
+    std::fs::write(&elf_path, &elf).unwrap();
+    let opts = ImageOptions {
+        check_app_descriptor: true,
+        ..ImageOptions::default()
+    };
+    let mut times: Vec<f64> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            convert(&elf_path, &elf, &opts, &mut |_| {}).unwrap();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let convert_ms = times[times.len() / 2];
+    let t = Instant::now();
+    let status = Command::new(BIN)
+        .args(["image", "--elf", elf_path.to_str().unwrap(), "-q", "-o"])
+        .arg(dir.join("big.bin"))
+        .current_dir(&dir)
+        .status()
+        .unwrap();
+    let cli_ms = t.elapsed().as_secs_f64() * 1000.0;
+    assert!(status.success());
+    println!(
+        "image conversion, {:.1} MB ELF: {convert_ms:.1} ms (median of 7); `cargo ota image --elf`: {cli_ms:.1} ms",
+        elf.len() as f64 / 1e6
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Targets.
+    let worst_of_model = rows
+        .iter()
+        .map(|r| r["of_model"].as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    let at20 = rows
+        .iter()
+        .filter(|r| r["rtt_ms"] == 20)
+        .map(|r| r["vs_stop_and_wait"].as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    let checks = [
+        (
+            "every RTT: at least 90% of the model limit",
+            worst_of_model >= 0.90,
+            format!("{:.1}%", worst_of_model * 100.0),
+        ),
+        (
+            "RTT 20 ms: at least 5x stop-and-wait",
+            at20 >= 5.0,
+            format!("{at20:.1}x"),
+        ),
+        (
+            "fleet within 1.3x of one device",
+            fleet_secs / one_secs <= 1.3,
+            format!("{:.2}x", fleet_secs / one_secs),
+        ),
+        (
+            "peak memory for 16 MiB at most 64 MiB",
+            peak_kib.is_some_and(|k| k <= 64 * 1024),
+            peak_kib.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+        ),
+        (
+            "3 MB ELF converted in under 150 ms",
+            convert_ms < 150.0,
+            format!("{convert_ms:.1} ms"),
+        ),
+    ];
+    println!();
+    for (what, ok, figure) in &checks {
+        println!("{} {what}: {figure}", if *ok { "PASS" } else { "FAIL" });
+    }
+    let out = target_dir().join("throughput.json");
+    let report = json!({
+        "quick": quick,
+        "image_bytes": image.len(),
+        "window": WINDOW,
+        "rows": rows,
+        "fleet": { "devices": fleet_size, "ok": fleet_ok, "secs": fleet_secs, "one_device_secs": one_secs },
+        "cpu_secs_per_mib": cpu_per_mib,
+        "peak_memory_kib_16mib": peak_kib,
+        "convert_ms_3mb_elf": convert_ms,
+        "cli_image_ms_3mb_elf": cli_ms,
+        "checks": checks.iter().map(|(w, ok, f)| json!({ "target": w, "ok": ok, "figure": f })).collect::<Vec<_>>(),
+    });
+    let _ = std::fs::create_dir_all(target_dir());
+    std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("\nwritten to {}", out.display());
+}

@@ -1,0 +1,115 @@
+//! The emulator's link model is what the benchmark's figures rest on: a
+//! stop-and-wait client (1024 bytes per round trip, as espota.py) must see about
+//! 1024/RTT bytes per second, and a streaming client about min(window/RTT, flash
+//! rate). Each is held within 15%, measured on the emulator's own clock (from its
+//! connection to its verdict), with link delays long enough to dwarf scheduling noise.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::time::Duration;
+
+use cargo_ota::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor, LinkModel};
+use cargo_ota::protocol::md5_hex;
+use cargo_ota::upload::{Target, UploadOptions, upload};
+
+fn emulator(link: LinkModel) -> (SocketAddr, std::sync::mpsc::Receiver<EmulatorEvent>) {
+    let mut cfg = EmulatorConfig::new(Flavor::Esp32);
+    cfg.link = link;
+    Emulator::bind(cfg).unwrap().spawn().unwrap()
+}
+
+/// The emulator's measured rate of its one finished update, in bytes per second.
+fn device_rate(events: &std::sync::mpsc::Receiver<EmulatorEvent>) -> f64 {
+    match events.recv_timeout(Duration::from_secs(60)).unwrap() {
+        EmulatorEvent::UpdateOk { size, secs, .. } => f64::from(size) / secs,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn assert_near(measured: f64, expected: f64, what: &str) {
+    let ratio = measured / expected;
+    eprintln!(
+        "{what}: {measured:.0} B/s, model {expected:.0} B/s ({:.1}%)",
+        ratio * 100.0
+    );
+    assert!(
+        (0.85..=1.15).contains(&ratio),
+        "{what}: {measured:.0} B/s is not within 15% of {expected:.0} B/s"
+    );
+}
+
+/// espota.py's way: 1024 bytes, then wait for any reply, again.
+fn stop_and_wait(device: SocketAddr, image: &[u8]) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    udp.send_to(
+        format!("0 {port} {} {}\n", image.len(), md5_hex(image)).as_bytes(),
+        device,
+    )
+    .unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = udp.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"OK");
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.set_nodelay(true).unwrap();
+    for chunk in image.chunks(1024) {
+        conn.write_all(chunk).unwrap();
+        assert!(conn.read(&mut buf).unwrap() > 0, "device closed");
+    }
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest);
+}
+
+#[test]
+fn stop_and_wait_moves_one_chunk_per_round_trip() {
+    let rtt = Duration::from_millis(50);
+    let (device, events) = emulator(LinkModel {
+        rtt,
+        window: 5760,
+        flash_rate: None,
+    });
+    stop_and_wait(device, &cargo_ota::appimage::sample_esp32c3(60 * 1024));
+    assert_near(
+        device_rate(&events),
+        1024.0 / rtt.as_secs_f64(),
+        "stop-and-wait",
+    );
+}
+
+fn stream(link: LinkModel, size: usize) -> f64 {
+    let (device, events) = emulator(link);
+    let target = Target {
+        name: "d".into(),
+        host: device.ip().to_string(),
+        port: device.port(),
+    };
+    let image = cargo_ota::appimage::sample_esp32c3(size);
+    upload(&target, &image, &UploadOptions::default(), &mut |_| {}).unwrap();
+    device_rate(&events)
+}
+
+#[test]
+fn streaming_is_window_bound() {
+    let link = LinkModel {
+        rtt: Duration::from_millis(50),
+        window: 5760,
+        flash_rate: None,
+    };
+    let rate = stream(link, 400 * 1024);
+    assert_near(rate, 5760.0 / 0.05, "streaming, window-bound");
+}
+
+#[test]
+fn streaming_is_flash_bound() {
+    let link = LinkModel {
+        rtt: Duration::from_millis(10),
+        window: 5760,
+        flash_rate: Some(100_000),
+    };
+    let rate = stream(link, 300 * 1024);
+    assert_near(rate, 100_000.0, "streaming, flash-bound");
+}
