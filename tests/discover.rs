@@ -122,11 +122,12 @@ CARGO_OTA_PASSWORD=pw '{BIN}' upload '{app}' --host bench-1.local --port "${{a1#
     assert_eq!(finished["address"], addrs["bench"]);
 }
 
-#[test]
-fn unknown_local_name_is_a_clear_error() {
+/// `cargo ota upload --host HOST` inside the namespace, where no resolver and no
+/// device can be reached, so nothing leaves this host.
+fn unresolvable(test: &str, host: &str) -> Option<support::Run> {
     if let Err(why) = namespace_available() {
-        eprintln!("skipped unknown_local_name_is_a_clear_error: {why}");
-        return;
+        eprintln!("skipped {test}: {why}");
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let app = write_file(
@@ -135,32 +136,24 @@ fn unknown_local_name_is_a_clear_error() {
         &cargo_ota::appimage::sample_esp32c3(4_000),
     );
     let r = in_namespace(&format!(
-        "'{BIN}' upload '{}' --host nobody-here.local\n",
+        "'{BIN}' upload '{}' --host {host}\n",
         app.display()
     ));
     r.assert_code(2)
-        .assert_stderr("cannot resolve device host `nobody-here.local`")
-        .assert_stderr("no answer over mDNS");
+        .assert_stderr(&format!("cannot resolve device host `{host}`"));
+    Some(r)
+}
+
+#[test]
+fn unknown_local_name_is_a_clear_error() {
+    if let Some(r) = unresolvable("unknown_local_name_is_a_clear_error", "nobody-here.local") {
+        r.assert_stderr("no answer over mDNS");
+    }
 }
 
 #[test]
 fn a_host_that_does_not_resolve() {
-    // Inside the namespace no resolver can be reached, so nothing leaves this host.
-    if let Err(why) = namespace_available() {
-        eprintln!("skipped a_host_that_does_not_resolve: {why}");
-        return;
+    if let Some(r) = unresolvable("a_host_that_does_not_resolve", "no-such-device.invalid") {
+        r.assert_stderr("give the device's IP address with --host");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let app = write_file(
-        dir.path(),
-        "app.bin",
-        &cargo_ota::appimage::sample_esp32c3(4_000),
-    );
-    let r = in_namespace(&format!(
-        "'{BIN}' upload '{}' --host no-such-device.invalid\n",
-        app.display()
-    ));
-    r.assert_code(2)
-        .assert_stderr("cannot resolve device host `no-such-device.invalid`")
-        .assert_stderr("give the device's IP address with --host");
 }

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{Emu, Run, image, run, write_file};
+use support::{Emu, Run, image, write_file};
 
 const PW: &str = "fault-pw";
 
@@ -19,21 +19,9 @@ fn case(emu_args: &[&str], size: usize, extra: &[&str]) -> Case {
     let data = image(size);
     let file = write_file(dir.path(), "app.bin", &data);
     let emu = Emu::start(emu_args);
-    let port = emu.port();
-    let mut args = vec![
-        "upload",
-        file.to_str().unwrap(),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--timeout",
-        "2",
-        "--retries",
-        "3",
-    ];
+    let mut args = vec!["--timeout", "2", "--retries", "3"];
     args.extend_from_slice(extra);
-    let run = run(&args, &[("CARGO_OTA_PASSWORD", PW)]);
+    let run = support::upload_file(&emu, &file, &args, &[("CARGO_OTA_PASSWORD", PW)]);
     assert!(!run.stderr.contains(PW) && !run.stdout.contains(PW));
     Case { emu, run, data }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cargo_ota::sample::{SampleChip, SampleFirmware};
 use support::fixture::{fleet_fixture, real_cargo};
-use support::{Emu, Run, WATCHDOG, elf_upload, image, run, run_in, spawn, write_file};
+use support::{Emu, Run, WATCHDOG, elf_upload, image, run_in, spawn, write_file};
 use wait_timeout::ChildExt;
 
 const PW: &str = "Rel1able-Secret-42";
@@ -18,17 +18,7 @@ const PW: &str = "Rel1able-Secret-42";
 fn upload(emu: &Emu, data: &[u8], extra: &[&str], env: &[(&str, &str)]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "app.bin", data);
-    let port = emu.port();
-    let mut args = vec![
-        "upload",
-        file.to_str().unwrap(),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-    ];
-    args.extend_from_slice(extra);
-    run(&args, env)
+    support::upload_file(emu, &file, extra, env)
 }
 
 // --- faults -------------------------------------------------------------------
@@ -98,20 +88,10 @@ fn unreadable_image() {
     let emu = Emu::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     // A directory cannot be read as a file, even by root.
-    run(
-        &[
-            "upload",
-            dir.path().to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &emu.port(),
-        ],
-        &[],
-    )
-    .assert_code(2)
-    .assert_stderr("cannot read")
-    .assert_stderr(dir.path().to_str().unwrap());
+    support::upload_file(&emu, dir.path(), &[], &[])
+        .assert_code(2)
+        .assert_stderr("cannot read")
+        .assert_stderr(dir.path().to_str().unwrap());
     assert!(emu.pending_events().is_empty());
 }
 

@@ -10,20 +10,10 @@ const PW: &str = "s3cret-Pa55";
 
 /// Upload `data` to `emu` with extra args; the password goes by environment.
 fn upload(emu: &Emu, file: &std::path::Path, extra: &[&str], password: Option<&str>) -> Run {
-    let port = emu.port();
-    let mut args = vec![
-        "upload",
-        file.to_str().unwrap(),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-    ];
-    args.extend_from_slice(extra);
     let env: Vec<(&str, &str)> = password
         .map(|p| vec![("CARGO_OTA_PASSWORD", p)])
         .unwrap_or_default();
-    let r = run(&args, &env);
+    let r = support::upload_file(emu, file, extra, &env);
     if let Some(p) = password {
         assert!(
             !r.stdout.contains(p) && !r.stderr.contains(p),

@@ -259,3 +259,18 @@ pub fn elf_upload(dir: &Path, emu: &Emu, elf: &Path, extra: &[&str], env: &[(&st
     args.extend_from_slice(extra);
     run_in(dir, &args, env)
 }
+
+/// `cargo ota upload FILE --host 127.0.0.1 --port <emu> EXTRA...`, outside any package.
+pub fn upload_file(emu: &Emu, file: &Path, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let port = emu.port();
+    let mut args = vec![
+        "upload",
+        file.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+    ];
+    args.extend_from_slice(extra);
+    run(&args, env)
+}
