@@ -1,8 +1,6 @@
 //! Each emulator fault ends with its exit code and message, and never hangs.
 
-mod support;
-
-use support::{Emu, Run, image, write_file};
+use crate::support::{Emu, Run, image, write_file};
 
 const PW: &str = "fault-pw";
 
@@ -21,7 +19,7 @@ fn case(emu_args: &[&str], size: usize, extra: &[&str]) -> Case {
     let emu = Emu::start(emu_args);
     let mut args = vec!["--timeout", "2", "--retries", "3"];
     args.extend_from_slice(extra);
-    let run = support::upload_file(&emu, &file, &args, &[("CARGO_OTA_PASSWORD", PW)]);
+    let run = crate::support::upload_file(&emu, &file, &args, &[("CARGO_OTA_PASSWORD", PW)]);
     assert!(!run.stderr.contains(PW) && !run.stdout.contains(PW));
     Case { emu, run, data }
 }

@@ -2,11 +2,9 @@
 //! (`unshare -n`: nothing but `lo`), never on real interfaces. Skipped, with the
 //! reason printed, where a namespace cannot be made.
 
-mod support;
-
 use std::process::{Command, Stdio};
 
-use support::{BIN, finish, write_file};
+use crate::support::{BIN, finish, write_file};
 
 /// Can this process make a network namespace with `ip` in it?
 fn namespace_available() -> Result<(), String> {
@@ -30,7 +28,7 @@ fn namespace_available() -> Result<(), String> {
 
 /// Run `script` with `sh` inside a fresh network namespace whose `lo` carries
 /// multicast.
-fn in_namespace(script: &str) -> support::Run {
+fn in_namespace(script: &str) -> crate::support::Run {
     let full = format!(
         "set -e\nip link set lo up\nip link set lo multicast on\nip route add 224.0.0.0/4 dev lo\n{script}"
     );
@@ -124,7 +122,7 @@ CARGO_OTA_PASSWORD=pw '{BIN}' upload '{app}' --host bench-1.local --port "${{a1#
 
 /// `cargo ota upload --host HOST` inside the namespace, where no resolver and no
 /// device can be reached, so nothing leaves this host.
-fn unresolvable(test: &str, host: &str) -> Option<support::Run> {
+fn unresolvable(test: &str, host: &str) -> Option<crate::support::Run> {
     if let Err(why) = namespace_available() {
         eprintln!("skipped {test}: {why}");
         return None;

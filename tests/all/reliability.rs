@@ -2,15 +2,13 @@
 //! input, security, the OTA lock-out guard. Each case asserts its exit code and
 //! message, and runs under the watchdog of `support`.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use crate::support::fixture::{fleet_fixture, real_cargo};
+use crate::support::{Emu, Run, WATCHDOG, elf_upload, image, run_in, spawn, write_file};
 use cargo_ota::sample::{SampleChip, SampleFirmware};
-use support::fixture::{fleet_fixture, real_cargo};
-use support::{Emu, Run, WATCHDOG, elf_upload, image, run_in, spawn, write_file};
 use wait_timeout::ChildExt;
 
 const PW: &str = "Rel1able-Secret-42";
@@ -18,7 +16,7 @@ const PW: &str = "Rel1able-Secret-42";
 fn upload(emu: &Emu, data: &[u8], extra: &[&str], env: &[(&str, &str)]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "app.bin", data);
-    support::upload_file(emu, &file, extra, env)
+    crate::support::upload_file(emu, &file, extra, env)
 }
 
 // --- faults -------------------------------------------------------------------
@@ -88,7 +86,7 @@ fn unreadable_image() {
     let emu = Emu::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     // A directory cannot be read as a file, even by root.
-    support::upload_file(&emu, dir.path(), &[], &[])
+    crate::support::upload_file(&emu, dir.path(), &[], &[])
         .assert_code(2)
         .assert_stderr("cannot read")
         .assert_stderr(dir.path().to_str().unwrap());
@@ -287,7 +285,10 @@ fn image_without_an_ota_responder_is_refused() {
     let marked = write_file(dir.path(), "marked.elf", &cargo_ota::sample::elf(&fw));
     elf_upload(dir.path(), &emu, &marked, &[], &[]).assert_code(0);
     assert_eq!(emu.next_event()["event"], "update-ok");
-    let f = support::fixture::Fixture::package("fw", "[package.metadata.ota]\nota-guard = false\n");
+    let f = crate::support::fixture::Fixture::package(
+        "fw",
+        "[package.metadata.ota]\nota-guard = false\n",
+    );
     let cargo = real_cargo();
     let port = emu.port();
     run_in(

@@ -1,13 +1,11 @@
 //! `cargo ota` in fixture esp-rs crates: build through a fake `$CARGO` (or the
 //! real one for a host build), convert with espflash, upload to emulated devices.
 
-mod support;
-
 use std::fs;
 
+use crate::support::fixture::{Artifact, Fixture, env_refs, real_cargo};
+use crate::support::{Emu, elf_upload, run_in, sample_elf};
 use cargo_ota::sample::{self, SampleChip, SampleFirmware};
-use support::fixture::{Artifact, Fixture, env_refs, real_cargo};
-use support::{Emu, elf_upload, run_in, sample_elf};
 
 const PW: &str = "main-job-pw";
 

@@ -1,13 +1,11 @@
 //! Several devices in one run: parallel sessions, a summary, failures that do not
 //! stop the others; and `--verify`.
 
-mod support;
-
 use std::fs;
 
+use crate::support::fixture::{fleet_fixture, real_cargo};
+use crate::support::{Emu, elf_upload, run_in, sample_elf};
 use cargo_ota::sample::SampleChip;
-use support::fixture::{fleet_fixture, real_cargo};
-use support::{Emu, elf_upload, run_in, sample_elf};
 
 const PW: &str = "fleet-pw";
 

@@ -1,10 +1,8 @@
 //! `cargo ota upload` against `cargo ota emulate`, over 127.0.0.1.
 
-mod support;
-
 use std::net::TcpListener;
 
-use support::{Emu, Run, finish, image, run, spawn, write_file};
+use crate::support::{Emu, Run, finish, image, run, spawn, write_file};
 
 const PW: &str = "s3cret-Pa55";
 
@@ -13,7 +11,7 @@ fn upload(emu: &Emu, file: &std::path::Path, extra: &[&str], password: Option<&s
     let env: Vec<(&str, &str)> = password
         .map(|p| vec![("CARGO_OTA_PASSWORD", p)])
         .unwrap_or_default();
-    let r = support::upload_file(emu, file, extra, &env);
+    let r = crate::support::upload_file(emu, file, extra, &env);
     if let Some(p) = password {
         assert!(
             !r.stdout.contains(p) && !r.stderr.contains(p),

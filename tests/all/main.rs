@@ -1,0 +1,14 @@
+//! The integration tests, in one binary so the large dependency tree is linked
+//! once. `link_model.rs` stays apart: its timings want a quieter process.
+
+mod support;
+
+mod discover;
+mod emulator;
+mod faults;
+mod fleet;
+mod main_job;
+mod parsers_prop;
+mod reliability;
+mod session;
+mod upload;
