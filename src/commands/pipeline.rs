@@ -214,7 +214,7 @@ fn image_options(
     })
 }
 
-/// Build (or take `--elf`) and convert; report the image.
+/// Build (or take `--elf`) and convert. The caller reports the image.
 fn make_image(
     ctx: &Context,
     cargo: &CargoArgs,
@@ -223,8 +223,14 @@ fn make_image(
 ) -> Result<(PathBuf, AppImage), Error> {
     let (elf_path, target, idf_table) = firmware(ctx, cargo, args, rep)?;
     let opts = image_options(ctx, args, target, idf_table)?;
-    let image = convert_elf(&elf_path, &opts, rep)?;
+    let image = convert_file(&elf_path, &opts, rep)?;
     Ok((elf_path, image))
+}
+
+/// Read one ELF and convert it.
+fn convert_file(elf_path: &Path, opts: &ImageOptions, rep: &Reporter) -> Result<AppImage, Error> {
+    let elf = fs::read(elf_path).map_err(|e| Error::read_file(elf_path, &e))?;
+    image::convert(elf_path, &elf, opts, &mut |w| rep.warn(w))
 }
 
 /// Convert one ELF and report the result.
@@ -233,8 +239,7 @@ pub fn convert_elf(
     opts: &ImageOptions,
     rep: &Reporter,
 ) -> Result<AppImage, Error> {
-    let elf = fs::read(elf_path).map_err(|e| Error::read_file(elf_path, &e))?;
-    let image = image::convert(elf_path, &elf, opts, &mut |w| rep.warn(w))?;
+    let image = convert_file(elf_path, opts, rep)?;
     report_image(rep, elf_path, &image, None);
     Ok(image)
 }
@@ -401,6 +406,7 @@ pub fn main_command(rep: &Reporter, args: &MainArgs) -> Result<(), Error> {
         Command::Flash,
     )?;
     let (elf, image) = make_image(&ctx, &args.cargo, &args.image, rep)?;
+    report_image(rep, &elf, &image, None);
     let what = elf
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -418,10 +424,7 @@ pub fn main_command(rep: &Reporter, args: &MainArgs) -> Result<(), Error> {
 /// `cargo ota image`.
 pub fn image_command(rep: &Reporter, args: &ImageCommandArgs) -> Result<(), Error> {
     let ctx = load_context(&args.cargo, args.image.elf.is_none(), rep)?;
-    let (elf_path, target, idf_table) = firmware(&ctx, &args.cargo, &args.image, rep)?;
-    let opts = image_options(&ctx, &args.image, target, idf_table)?;
-    let elf = fs::read(&elf_path).map_err(|e| Error::read_file(&elf_path, &e))?;
-    let image = image::convert(&elf_path, &elf, &opts, &mut |w| rep.warn(w))?;
+    let (elf_path, image) = make_image(&ctx, &args.cargo, &args.image, rep)?;
     let out = args.output.clone().unwrap_or_else(|| {
         let mut p = elf_path.clone().into_os_string();
         p.push(".bin");
