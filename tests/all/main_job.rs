@@ -364,22 +364,11 @@ fn app_descriptor_is_required_unless_ignored() {
     fw.app_descriptor = false;
     let elf = dir.path().join("fw.elf");
     fs::write(&elf, sample::elf(&fw)).unwrap();
-    let port = emu.port();
-    let args = [
-        "--elf",
-        elf.to_str().unwrap(),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-    ];
-    run_in(dir.path(), &args, &[])
+    elf_upload(dir.path(), &emu, &elf, &[], &[])
         .assert_code(4)
         .assert_stderr("no app descriptor")
         .assert_stderr("esp_app_desc!");
-    let mut args = args.to_vec();
-    args.push("--ignore-app-descriptor");
-    run_in(dir.path(), &args, &[]).assert_code(0);
+    elf_upload(dir.path(), &emu, &elf, &["--ignore-app-descriptor"], &[]).assert_code(0);
     assert_eq!(emu.next_event()["event"], "update-ok");
 }
 

@@ -290,20 +290,8 @@ fn image_without_an_ota_responder_is_refused() {
         "[package.metadata.ota]\nota-guard = false\n",
     );
     let cargo = real_cargo();
-    let port = emu.port();
-    run_in(
-        f.root(),
-        &[
-            "--elf",
-            elf.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-        ],
-        &[("CARGO", cargo.as_str())],
-    )
-    .assert_code(0)
-    .assert_stderr("shows no OTA responder");
+    elf_upload(f.root(), &emu, &elf, &[], &[("CARGO", cargo.as_str())])
+        .assert_code(0)
+        .assert_stderr("shows no OTA responder");
     assert_eq!(emu.next_event()["event"], "update-ok");
 }

@@ -67,18 +67,10 @@ fn password_by_flag_and_named_env_var() {
     let emu = Emu::start(&["--flavor", "esp32-md5", "--password", PW]);
     let r = upload(&emu, &file, &["--password", PW], None);
     assert_delivered(&emu, &r, &data);
-    let port = emu.port();
-    let r = run(
-        &[
-            "upload",
-            file.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--password-env",
-            "MY_OTA_PW",
-        ],
+    let r = crate::support::upload_file(
+        &emu,
+        &file,
+        &["--password-env", "MY_OTA_PW"],
         &[("MY_OTA_PW", PW)],
     );
     assert_delivered(&emu, &r, &data);
