@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use arduino_ota::md5_hex;
 use cargo_ota::fleet;
 use cargo_ota::image::{ImageOptions, convert};
 use cargo_ota::plan::Planned;
-use cargo_ota::protocol::md5_hex;
 use cargo_ota::report::{MessageFormat, Reporter};
 use cargo_ota::sample::{self, SampleChip, SampleFirmware};
 use cargo_ota::upload::{Target, UploadOptions, upload};
@@ -166,7 +166,7 @@ fn target_dir() -> PathBuf {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let image = cargo_ota::appimage::sample_esp32c3(if quick { 256 } else { 1024 } * 1024);
+    let image = cargo_ota::sample::sample_esp32c3(if quick { 256 } else { 1024 } * 1024);
     let baseline_len = if quick { 32 } else { 128 } * 1024;
     let rtts: &[u64] = if quick { &[20] } else { &[2, 10, 20, 50, 100] };
     let mut rows = Vec::new();
@@ -244,7 +244,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("cargo-ota-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let big = dir.join("16mib.bin");
-    std::fs::write(&big, cargo_ota::appimage::sample_esp32c3(16 * 1024 * 1024)).unwrap();
+    std::fs::write(&big, cargo_ota::sample::sample_esp32c3(16 * 1024 * 1024)).unwrap();
     let peak_kib = peak_memory_kib(&big);
     println!(
         "peak memory, 16 MiB image: {}",

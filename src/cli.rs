@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::emulator::{FaultSpec, Flavor};
-use crate::protocol::AuthMode;
 use crate::report::MessageFormat;
+use arduino_ota::AuthMode;
 
 #[derive(Debug, Parser)]
 #[command(

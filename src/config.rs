@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::error::Error;
 use crate::image::{self, CHIP_NAMES};
-use crate::protocol::AuthMode;
+use arduino_ota::AuthMode;
 
 /// Keys of an `ota` section.
 const SECTION_KEYS: &[&str] = &[

@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use crate::protocol::AuthScheme;
+use arduino_ota::AuthScheme;
 
 /// Exit codes (README "Exit codes").
 pub mod exit {

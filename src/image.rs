@@ -12,7 +12,7 @@ use espflash::image_format::idf::{IdfBootloaderFormat, check_idf_bootloader};
 use espflash::target::Chip;
 
 use crate::error::Error;
-use crate::protocol::md5_hex;
+use arduino_ota::md5_hex;
 
 /// Every chip name `--chip` takes.
 pub const CHIP_NAMES: &[&str] = &[
@@ -22,7 +22,7 @@ pub const CHIP_NAMES: &[&str] = &[
 
 /// Parse a chip name: `esp32c3`, `ESP32-C3`, `esp32_c3`.
 pub fn parse_chip(name: &str) -> Option<Chip> {
-    let norm = crate::appimage::normalize_chip_name(name);
+    let norm = arduino_ota::appimage::normalize_chip_name(name);
     CHIP_NAMES
         .contains(&norm.as_str())
         .then(|| Chip::from_str(&norm).ok())
@@ -459,7 +459,7 @@ mod tests {
     fn chip_names_match_espflash_and_the_emulator() {
         for name in CHIP_NAMES {
             let chip = parse_chip(name).unwrap_or_else(|| panic!("{name}"));
-            if let Some(id) = crate::appimage::chip_id(name) {
+            if let Some(id) = arduino_ota::appimage::chip_id(name) {
                 assert_eq!(chip.id(), id, "{name}");
             }
         }

@@ -1,11 +1,9 @@
 //! cargo-ota: build esp-rs firmware and update ESP devices over Wi-Fi with the
 //! ArduinoOTA protocol. See the README for the command line.
 
-pub mod appimage;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod device;
 pub mod discover;
 pub mod emulator;
 pub mod error;
@@ -14,7 +12,6 @@ pub mod fleet;
 pub mod guard;
 pub mod image;
 pub mod plan;
-pub mod protocol;
 pub mod report;
 pub mod sample;
 pub mod upload;

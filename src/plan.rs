@@ -7,8 +7,8 @@ use std::time::Duration;
 use crate::cli::{AuthArgs, DevicesArgs, SessionArgs};
 use crate::config::{Config, Settings};
 use crate::error::Error;
-use crate::protocol::Command;
 use crate::upload::{Password, Target, UploadOptions};
+use arduino_ota::Command;
 
 /// The password variable when none is named.
 pub const DEFAULT_PASSWORD_ENV: &str = "CARGO_OTA_PASSWORD";

@@ -9,8 +9,8 @@ use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, Prog
 use serde_json::{Value, json};
 
 use crate::error::{Error, UploadError};
-use crate::protocol::Command;
 use crate::upload::{Event, Outcome, Target};
+use arduino_ota::Command;
 
 /// How results are printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -134,7 +134,7 @@ impl Reporter {
         image: &[u8],
         kind: Command,
     ) -> Session<'a> {
-        let md5 = crate::protocol::md5_hex(image);
+        let md5 = arduino_ota::md5_hex(image);
         let size = image.len() as u64;
         self.json(json!({
             "reason": "upload-started",

@@ -302,3 +302,19 @@ pub fn elf(fw: &SampleFirmware) -> Vec<u8> {
     out[..52].copy_from_slice(&h);
     out
 }
+
+/// A sample ESP32-C3 app image of about `size` bytes: a flash-mapped data segment
+/// (with the ArduinoOTA reply literal in it) and an instruction segment, with
+/// deterministic pseudo-random contents.
+pub fn sample_esp32c3(size: usize) -> Vec<u8> {
+    let body = size.saturating_sub(64).max(64);
+    let mut rodata = noise(0x2545_f491, body / 4 * 3);
+    // Like real firmware, it carries an OTA responder (see `guard`).
+    rodata.extend_from_slice(crate::guard::ARDUINO_OTA_LITERAL);
+    let text = noise(0x1234_5678, body / 4);
+    arduino_ota::appimage::build(
+        5,
+        0x4200_0020,
+        &[(0x3c00_0020, &rodata), (0x4200_0020 + 0x10000, &text)],
+    )
+}

@@ -13,9 +13,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::{UploadError, describe_schemes};
-use crate::protocol::auth::{SchemeMismatch, auth_datagram};
-use crate::protocol::reply::parse_udp_reply;
-use crate::protocol::{
+use arduino_ota::auth::{SchemeMismatch, auth_datagram};
+use arduino_ota::reply::parse_udp_reply;
+use arduino_ota::{
     AuthMode, AuthScheme, Command, Invitation, ReplyStream, UdpReply, Verdict, md5_hex,
 };
 

@@ -8,8 +8,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::time::Duration;
 
+use arduino_ota::md5_hex;
 use cargo_ota::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor, LinkModel};
-use cargo_ota::protocol::md5_hex;
 use cargo_ota::upload::{Target, UploadOptions, upload};
 
 fn emulator(link: LinkModel) -> (SocketAddr, std::sync::mpsc::Receiver<EmulatorEvent>) {
@@ -72,7 +72,7 @@ fn stop_and_wait_moves_one_chunk_per_round_trip() {
         window: 5760,
         flash_rate: None,
     });
-    stop_and_wait(device, &cargo_ota::appimage::sample_esp32c3(60 * 1024));
+    stop_and_wait(device, &cargo_ota::sample::sample_esp32c3(60 * 1024));
     assert_near(
         device_rate(&events),
         1024.0 / rtt.as_secs_f64(),
@@ -87,7 +87,7 @@ fn stream(link: LinkModel, size: usize) -> f64 {
         host: device.ip().to_string(),
         port: device.port(),
     };
-    let image = cargo_ota::appimage::sample_esp32c3(size);
+    let image = cargo_ota::sample::sample_esp32c3(size);
     upload(&target, &image, &UploadOptions::default(), &mut |_| {}).unwrap();
     device_rate(&events)
 }

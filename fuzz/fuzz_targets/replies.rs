@@ -2,9 +2,9 @@
 //! replies, the TCP reply stream split at any point, and the device-side parsers.
 #![no_main]
 
-use cargo_ota::protocol::invitation::{parse_device_auth, parse_device_invitation};
-use cargo_ota::protocol::reply::parse_udp_reply;
-use cargo_ota::protocol::ReplyStream;
+use arduino_ota::invitation::{parse_device_auth, parse_device_invitation};
+use arduino_ota::reply::parse_udp_reply;
+use arduino_ota::ReplyStream;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,5 +17,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse_device_invitation(data);
     let _ = parse_device_auth(data, 32);
     let _ = parse_device_auth(data, 64);
-    let _ = cargo_ota::appimage::check(data, None);
+    let _ = arduino_ota::appimage::check(data, None);
 });

@@ -4,10 +4,10 @@ use std::fs;
 use std::io::Write;
 use std::time::Duration;
 
-use crate::appimage;
 use crate::cli::EmulateArgs;
 use crate::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Faults, Flavor, LinkModel};
 use crate::error::Error;
+use arduino_ota::appimage;
 
 pub fn emulate_command(args: &EmulateArgs) -> Result<(), Error> {
     let flavor: Flavor = args.flavor.into();

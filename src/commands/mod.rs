@@ -11,12 +11,12 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::appimage;
 use crate::cli::{Cli, Commands};
 use crate::error::{Error, exit};
-use crate::protocol::Command;
 use crate::report::Reporter;
 use crate::upload::{self, Target, UploadOptions};
+use arduino_ota::Command;
+use arduino_ota::appimage;
 
 /// Whether the interrupt message goes out as JSON too.
 static JSON_OUTPUT: AtomicBool = AtomicBool::new(false);

@@ -17,8 +17,8 @@ use crate::firmware::{self, BuildOptions, Project};
 use crate::fleet;
 use crate::image::{self, AppImage, ChipChoice, ImageOptions};
 use crate::plan::{self, Planned};
-use crate::protocol::Command;
 use crate::report::{Reporter, SummaryRow};
+use arduino_ota::Command;
 
 /// How long `--verify` waits for a device to answer after its update.
 const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,56 +1,17 @@
 //! mDNS discovery and `.local` resolution, only inside a private network namespace
-//! (`unshare -n`: nothing but `lo`), never on real interfaces. Skipped, with the
-//! reason printed, where a namespace cannot be made.
+//! (`unshare -n`: nothing but `lo`), never on real interfaces. Where a namespace
+//! cannot be made they fail under `CI=true` and are skipped elsewhere.
 
-use std::process::{Command, Stdio};
-
-use crate::support::{BIN, finish, write_file};
-
-/// Can this process make a network namespace with `ip` in it?
-fn namespace_available() -> Result<(), String> {
-    let ok = |cmd: &mut Command| {
-        cmd.stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !ok(Command::new("unshare").args(["-n", "true"])) {
-        return Err(
-            "`unshare -n` is not permitted here (needs root or unprivileged user namespaces)"
-                .into(),
-        );
-    }
-    if !ok(Command::new("unshare").args(["-n", "ip", "link", "show", "lo"])) {
-        return Err("the `ip` command (iproute2) is missing".into());
-    }
-    Ok(())
-}
-
-/// Run `script` with `sh` inside a fresh network namespace whose `lo` carries
-/// multicast.
-fn in_namespace(script: &str) -> crate::support::Run {
-    let full = format!(
-        "set -e\nip link set lo up\nip link set lo multicast on\nip route add 224.0.0.0/4 dev lo\n{script}"
-    );
-    let child = Command::new("unshare")
-        .args(["-n", "sh", "-c", &full])
-        .env_remove("CARGO_OTA_PASSWORD")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn unshare");
-    finish(child)
-}
+use crate::support::netns::{in_namespace, namespace};
+use crate::support::{BIN, write_file};
 
 #[test]
 fn discover_and_resolve_local_in_a_namespace() {
-    if let Err(why) = namespace_available() {
-        eprintln!("skipped discover_and_resolve_local_in_a_namespace: {why}");
+    if !namespace("discover_and_resolve_local_in_a_namespace") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let image = cargo_ota::appimage::sample_esp32c3(20_000);
+    let image = cargo_ota::sample::sample_esp32c3(20_000);
     let app = write_file(dir.path(), "app.bin", &image);
     let d = dir.path().display();
     // Each emulator prints its address first: reading it from a FIFO waits for
@@ -123,15 +84,14 @@ CARGO_OTA_PASSWORD=pw '{BIN}' upload '{app}' --host bench-1.local --port "${{a1#
 /// `cargo ota upload --host HOST` inside the namespace, where no resolver and no
 /// device can be reached, so nothing leaves this host.
 fn unresolvable(test: &str, host: &str) -> Option<crate::support::Run> {
-    if let Err(why) = namespace_available() {
-        eprintln!("skipped {test}: {why}");
+    if !namespace(test) {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let app = write_file(
         dir.path(),
         "app.bin",
-        &cargo_ota::appimage::sample_esp32c3(4_000),
+        &cargo_ota::sample::sample_esp32c3(4_000),
     );
     let r = in_namespace(&format!(
         "'{BIN}' upload '{}' --host {host}\n",

@@ -7,9 +7,9 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::Duration;
 
+use arduino_ota::auth::auth_datagram;
+use arduino_ota::{AuthScheme, md5_hex};
 use cargo_ota::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor};
-use cargo_ota::protocol::auth::auth_datagram;
-use cargo_ota::protocol::{AuthScheme, md5_hex};
 
 /// Hang guard for waits on the emulator (not a timing assertion).
 const GUARD: Duration = Duration::from_secs(20);
@@ -62,7 +62,7 @@ fn read_all(mut s: &TcpStream) -> String {
 }
 
 fn image() -> Vec<u8> {
-    cargo_ota::appimage::sample_esp32c3(8_000)
+    cargo_ota::sample::sample_esp32c3(8_000)
 }
 
 /// Invite a password-less device to take `data` and return its connection.

@@ -11,4 +11,5 @@ mod main_job;
 mod parsers_prop;
 mod reliability;
 mod session;
+mod tap;
 mod upload;

@@ -113,7 +113,7 @@ fn release_build_converts_uploads_and_matches_cargo_ota_image() {
     let lines = r.json();
     let ready = lines.iter().find(|l| l["reason"] == "image-ready").unwrap();
     assert_eq!(ready["size"], received.len());
-    assert_eq!(ready["md5"], cargo_ota::protocol::md5_hex(&received));
+    assert_eq!(ready["md5"], arduino_ota::md5_hex(&received));
     assert_eq!(ready["chip"], "esp32c3");
     assert_eq!(ready["partition"], "ota_0");
     assert_eq!(ready["app"]["name"], "ota-sample");

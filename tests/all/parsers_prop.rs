@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use cargo_ota::protocol::invitation::{parse_device_auth, parse_device_invitation};
-use cargo_ota::protocol::reply::parse_udp_reply;
-use cargo_ota::protocol::{Command, Invitation, ReplyStream, Verdict};
+use arduino_ota::invitation::{parse_device_auth, parse_device_invitation};
+use arduino_ota::reply::parse_udp_reply;
+use arduino_ota::{Command, Invitation, ReplyStream, Verdict};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -117,7 +117,7 @@ proptest! {
         if magic && !data.is_empty() {
             data[0] = 0xE9;
         }
-        let _ = cargo_ota::appimage::check(&data, None);
+        let _ = arduino_ota::appimage::check(&data, None);
     }
 
     #[test]

@@ -259,7 +259,7 @@ fn md5_on_a_sha_device_is_refused_unless_forced() {
 #[test]
 fn image_without_an_ota_responder_is_refused() {
     let emu = Emu::start(&[]);
-    let bare = cargo_ota::appimage::build(5, 0x4200_0020, &[(0x3c00_0020, &[7u8; 4096][..])]);
+    let bare = arduino_ota::appimage::build(5, 0x4200_0020, &[(0x3c00_0020, &[7u8; 4096][..])]);
     upload(&emu, &bare, &[], &[])
         .assert_code(4)
         .assert_stderr("shows no OTA responder")

@@ -158,7 +158,7 @@ fn json_lines_only_on_stdout() {
     assert!(reasons.contains(&"upload-progress"));
     let started = &lines[0];
     assert_eq!(started["size"], data.len());
-    assert_eq!(started["md5"], cargo_ota::protocol::md5_hex(&data));
+    assert_eq!(started["md5"], arduino_ota::md5_hex(&data));
     let finished = &lines[lines.len() - 2];
     assert_eq!(finished["bytes"], data.len());
     assert_eq!(finished["host"], "127.0.0.1");

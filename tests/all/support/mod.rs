@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod netns;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -231,7 +232,7 @@ pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
 
 /// A valid ESP32-C3 app image of about `size` bytes.
 pub fn image(size: usize) -> Vec<u8> {
-    cargo_ota::appimage::sample_esp32c3(size)
+    cargo_ota::sample::sample_esp32c3(size)
 }
 
 /// Write a sample firmware ELF made in code into `dir`.

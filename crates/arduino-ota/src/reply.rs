@@ -1,5 +1,8 @@
-//! What the device says: UDP replies (protocol.md 3.3, 3.7) and the TCP reply
-//! stream (4.3).
+//! What the device says, as a host reads it: UDP replies and the TCP reply
+//! stream (bare decimal byte counts, then `OK` or an error text).
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 
 /// A UDP datagram from the device, as the host reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -7,7 +10,10 @@ pub enum UdpReply {
     /// Invitation or authentication accepted.
     Ok,
     /// A challenge; the nonce length tells the scheme.
-    Auth { nonce: String },
+    Auth {
+        /// The device's nonce.
+        nonce: String,
+    },
     /// The auth response was wrong.
     AuthFailed,
     /// ESP8266: the updater could not start (`ERR: ERROR[n]: text`).
@@ -48,10 +54,11 @@ pub enum Verdict {
 }
 
 /// Longest error text kept from a device.
-const MAX_TEXT: usize = 512;
+pub const MAX_TEXT: usize = 512;
 
 /// Accumulates the device's replies on the TCP connection: bare decimal byte counts
-/// (opaque: they concatenate, repeat and cannot be split), then `OK` or an error text.
+/// (they concatenate and repeat, so they cannot be split back into counts), then
+/// `OK` or an error text.
 #[derive(Clone, Debug, Default)]
 pub struct ReplyStream {
     text: Vec<u8>,
@@ -60,6 +67,7 @@ pub struct ReplyStream {
 }
 
 impl ReplyStream {
+    /// An empty stream.
     pub fn new() -> Self {
         Self::default()
     }
@@ -67,6 +75,11 @@ impl ReplyStream {
     /// Total bytes the device has sent so far (liveness, not progress).
     pub fn received(&self) -> u64 {
         self.received
+    }
+
+    /// The verdict, once it is certain.
+    pub fn verdict(&self) -> Option<&Verdict> {
+        self.verdict.as_ref()
     }
 
     /// Feed bytes as they arrive. Returns the verdict as soon as it is certain:
@@ -123,6 +136,8 @@ impl ReplyStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
+    use alloc::vec;
 
     #[test]
     fn udp_replies() {

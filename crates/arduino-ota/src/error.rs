@@ -1,29 +1,49 @@
-use std::fmt;
+//! Updater errors and how each core prints them.
 
-/// An updater error, as the Arduino `Update` libraries name them (protocol.md 4.5).
+use alloc::format;
+use alloc::string::String;
+use core::fmt;
+
+/// An updater error, as the Arduino `Update` libraries name them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UpdateError {
+    /// Writing the flash failed.
     FlashWriteFailed,
+    /// Erasing the flash failed.
+    FlashEraseFailed,
+    /// Reading the flash back failed.
+    FlashReadFailed,
+    /// The image does not fit, or more bytes came than announced (ESP32).
     NotEnoughSpace,
+    /// Size 0, or larger than the partition (ESP32's `Update.begin`).
     BadSize,
+    /// The received bytes do not have the announced MD5.
     Md5Mismatch {
+        /// The MD5 of the invitation.
         expected: String,
+        /// The MD5 of what arrived.
         calculated: String,
     },
+    /// The first byte of an app image is not 0xE9.
     WrongMagic,
-    /// ESP32: the bootloader-level image check failed; `detail` stays on the device.
+    /// ESP32: the bootloader-level image check failed or the slot could not be
+    /// selected; `detail` stays on the device (its log).
     Activate {
+        /// What was wrong, for the device's log.
         detail: String,
     },
+    /// No partition to write (no OTA slot, no filesystem partition).
     PartitionNotFound,
+    /// The update ended before all bytes arrived.
     Aborted,
+    /// ESP8266's "No Error" (the loop ended without an error code).
     NoError,
     /// Free text (fault injection, custom sinks).
     Other(String),
 }
 
 /// How a core prints an updater error on the TCP connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorStyle {
     /// `ERROR[<n>]: <text>\n`
     Esp8266,
@@ -34,8 +54,10 @@ pub enum ErrorStyle {
 impl UpdateError {
     fn esp8266(&self) -> (u8, String) {
         match self {
-            UpdateError::NoError => (0, "No Error".into()),
+            UpdateError::NoError | UpdateError::Aborted => (0, "No Error".into()),
             UpdateError::FlashWriteFailed => (1, "Flash Write Failed".into()),
+            UpdateError::FlashEraseFailed => (2, "Flash Erase Failed".into()),
+            UpdateError::FlashReadFailed => (3, "Flash Read Failed".into()),
             UpdateError::NotEnoughSpace => (4, "Not Enough Space".into()),
             UpdateError::BadSize => (5, "Bad Size Given".into()),
             UpdateError::Md5Mismatch {
@@ -49,23 +71,24 @@ impl UpdateError {
             UpdateError::Activate { .. } | UpdateError::PartitionNotFound => {
                 (16, "Unknown update command".into())
             }
-            UpdateError::Aborted => (0, "No Error".into()),
             UpdateError::Other(t) => (99, t.clone()),
         }
     }
 
-    fn esp32(&self) -> String {
+    fn esp32(&self) -> &str {
         match self {
-            UpdateError::NoError => "No Error".into(),
-            UpdateError::FlashWriteFailed => "Flash Write Failed".into(),
-            UpdateError::NotEnoughSpace => "Not Enough Space".into(),
-            UpdateError::BadSize => "Bad Size Given".into(),
-            UpdateError::Md5Mismatch { .. } => "MD5 Check Failed".into(),
-            UpdateError::WrongMagic => "Wrong Magic Byte".into(),
-            UpdateError::Activate { .. } => "Could Not Activate The Firmware".into(),
-            UpdateError::PartitionNotFound => "Partition Could Not be Found".into(),
-            UpdateError::Aborted => "Aborted".into(),
-            UpdateError::Other(t) => t.clone(),
+            UpdateError::NoError => "No Error",
+            UpdateError::FlashWriteFailed => "Flash Write Failed",
+            UpdateError::FlashEraseFailed => "Flash Erase Failed",
+            UpdateError::FlashReadFailed => "Flash Read Failed",
+            UpdateError::NotEnoughSpace => "Not Enough Space",
+            UpdateError::BadSize => "Bad Size Given",
+            UpdateError::Md5Mismatch { .. } => "MD5 Check Failed",
+            UpdateError::WrongMagic => "Wrong Magic Byte",
+            UpdateError::Activate { .. } => "Could Not Activate The Firmware",
+            UpdateError::PartitionNotFound => "Partition Could Not be Found",
+            UpdateError::Aborted => "Aborted",
+            UpdateError::Other(t) => t,
         }
     }
 
@@ -102,7 +125,7 @@ impl fmt::Display for UpdateError {
                 f,
                 "MD5 Check Failed (expected {expected}, calculated {calculated})"
             ),
-            e => f.write_str(&e.esp32()),
+            e => f.write_str(e.esp32()),
         }
     }
 }
@@ -133,6 +156,10 @@ mod tests {
         assert_eq!(
             md5.wire_text(ErrorStyle::Esp8266),
             "ERROR[7]: MD5 verification failed: expected: a, calculated: b\n"
+        );
+        assert_eq!(
+            UpdateError::Aborted.wire_text(ErrorStyle::Esp8266),
+            "ERROR[0]: No Error\n"
         );
     }
 }

@@ -1,10 +1,14 @@
-//! The UDP invitation (protocol.md 3.1) and how a device parses it (3.2).
+//! The UDP invitation: how a host writes it and how a device parses it, quirks
+//! included (ArduinoOTA's `parseInt`: spaces skipped, digits taken, garbage is 0).
 
-use serde::Serialize;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt::Write;
 
 /// What the device is asked to write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 pub enum Command {
     /// An app image for the next OTA slot (command 0).
     Flash,
@@ -16,6 +20,7 @@ pub enum Command {
 pub const AUTH_COMMAND: u32 = 200;
 
 impl Command {
+    /// The number on the wire.
     pub const fn code(self) -> u32 {
         match self {
             Command::Flash => 0,
@@ -23,6 +28,7 @@ impl Command {
         }
     }
 
+    /// The command for a number on the wire, if it is one.
     pub const fn from_code(code: u32) -> Option<Command> {
         match code {
             0 => Some(Command::Flash),
@@ -35,35 +41,41 @@ impl Command {
 /// An invitation as the host sends it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Invitation {
+    /// What to write.
     pub command: Command,
+    /// The host's TCP port the device connects back to.
     pub host_port: u16,
+    /// Image size in bytes.
     pub size: u32,
-    /// Lowercase hex MD5 of the image (32 characters).
+    /// Hex MD5 of the image (32 characters); sent in lowercase.
     pub md5: String,
 }
 
 impl Invitation {
     /// The datagram: single spaces, lowercase hex, `\n` at the end (never `\r\n`).
     pub fn encode(&self) -> Vec<u8> {
-        format!(
-            "{} {} {} {}\n",
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} {} {} {}",
             self.command.code(),
             self.host_port,
             self.size,
             self.md5.to_ascii_lowercase()
-        )
-        .into_bytes()
+        );
+        s.into_bytes()
     }
 }
 
 /// A byte cursor that reads integers and strings the way Arduino's `Stream` does
-/// on the devices (protocol.md 3.2).
+/// on the devices.
 pub struct DeviceReader<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
 impl<'a> DeviceReader<'a> {
+    /// A reader at the start of `data`.
     pub fn new(data: &'a [u8]) -> Self {
         DeviceReader { data, pos: 0 }
     }
@@ -116,11 +128,21 @@ impl<'a> DeviceReader<'a> {
 /// An invitation as a device understands it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceInvitation {
+    /// What to write.
     pub command: Command,
     /// As parsed; a device truncates it to 16 bits when it connects back.
     pub host_port: u32,
+    /// Image size in bytes (0 for garbage).
     pub size: u32,
+    /// The MD5 text as sent (32 characters, case kept).
     pub md5: String,
+}
+
+impl DeviceInvitation {
+    /// The TCP port the device connects back to (the low 16 bits, as on a device).
+    pub fn connect_port(&self) -> u16 {
+        self.host_port as u16
+    }
 }
 
 /// Parse an invitation as both cores do. `None` means the device ignores the
@@ -161,6 +183,8 @@ pub fn parse_device_auth(datagram: &[u8], field_len: usize) -> Option<(String, S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
+    use alloc::string::ToString;
 
     const MD5: &str = "0123456789abcdef0123456789abcdef";
 
@@ -185,7 +209,7 @@ mod tests {
         };
         let parsed = parse_device_invitation(&inv.encode()).unwrap();
         assert_eq!(parsed.command, Command::Flash);
-        assert_eq!(parsed.host_port, 50000);
+        assert_eq!(parsed.connect_port(), 50000);
         assert_eq!(parsed.size, 987654);
         assert_eq!(parsed.md5, MD5);
     }
@@ -209,11 +233,13 @@ mod tests {
         assert_eq!(p.size, 0);
         let p = parse_device_invitation(format!("0 1 {MD5}").as_bytes());
         assert!(p.is_none());
-        // Too many digits: 0.
+        // Too many digits: 0. A port past 16 bits is truncated on connect.
         let mut r = DeviceReader::new(b"1234567890123456 ");
         assert_eq!(r.parse_int(), 0);
         let mut r = DeviceReader::new(b"-5");
         assert_eq!(r.parse_int(), 0);
+        let p = parse_device_invitation(format!("0 65537 2 {MD5}").as_bytes()).unwrap();
+        assert_eq!(p.connect_port(), 1);
     }
 
     #[test]
@@ -221,7 +247,7 @@ mod tests {
         let a = "a".repeat(32);
         let b = "b".repeat(32);
         let ok = parse_device_auth(format!("200 {a} {b}\n").as_bytes(), 32).unwrap();
-        assert_eq!(ok, (a.clone(), b.clone()));
+        assert_eq!(ok, (a.to_string(), b.to_string()));
         assert!(parse_device_auth(format!("200 {a} {b}").as_bytes(), 32).is_some());
         // CRLF is not trimmed from the response: rejected as on a device.
         assert!(parse_device_auth(format!("200 {a} {b}\r\n").as_bytes(), 32).is_none());

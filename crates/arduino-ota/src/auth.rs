@@ -1,14 +1,20 @@
-//! Challenge/response authentication (protocol.md 3.4 to 3.6).
+//! Challenge/response authentication: the MD5 digest of ESP8266 and of
+//! arduino-esp32 up to 3.3.0, and the PBKDF2-HMAC-SHA256 scheme of arduino-esp32
+//! from 3.3.1 on (with its MD5-hashed-password variant).
 
-use std::fmt;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
 
-use super::{md5_hex, sha256_hex};
+use crate::{md5_hex, sha256_hex};
 
 /// PBKDF2 rounds of the ESP32 (>= 3.3.1) scheme.
 pub const PBKDF2_ROUNDS: u32 = 10_000;
 
 /// One concrete way to answer a challenge.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AuthScheme {
     /// Legacy digest: ESP8266, arduino-esp32 <= 3.3.0 (32-character nonce).
     Md5,
@@ -55,7 +61,8 @@ impl AuthScheme {
         }
     }
 
-    /// A fresh cnonce of the right length from `random` bytes (hex of their hash).
+    /// A fresh nonce or cnonce of the right length from `random` bytes (hex of
+    /// their hash).
     pub fn cnonce(self, random: &[u8]) -> String {
         match self.field_len() {
             32 => md5_hex(random),
@@ -79,7 +86,7 @@ pub fn auth_datagram(cnonce: &str, response: &str) -> Vec<u8> {
     format!("200 {cnonce} {response}\n").into_bytes()
 }
 
-/// What the user asked for with `--auth`.
+/// What a host asked for: how to pick the scheme.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AuthMode {
     /// Choose by the device's nonce length; on a SHA-256 device fall back to an
@@ -100,12 +107,15 @@ pub enum SchemeMismatch {
     /// The nonce has a length no known scheme uses.
     UnknownNonce(usize),
     /// The device's scheme (by nonce length) is not the one asked for.
-    Conflict { offered: AuthScheme },
+    Conflict {
+        /// What the device's nonce length says it speaks.
+        offered: AuthScheme,
+    },
 }
 
 impl AuthMode {
     /// The schemes to try, in order, for a challenge with `nonce`. Each further
-    /// scheme costs a fresh invitation (protocol.md 3.6).
+    /// scheme costs a fresh invitation.
     pub fn plan(self, nonce: &str) -> Result<Vec<AuthScheme>, SchemeMismatch> {
         let offered = match nonce.len() {
             32 => AuthScheme::Md5,
@@ -122,13 +132,33 @@ impl AuthMode {
             _ => Err(SchemeMismatch::Conflict { offered }),
         }
     }
+
+    /// The one scheme this mode names (`None` for `Auto`).
+    pub fn scheme(self) -> Option<AuthScheme> {
+        match self {
+            AuthMode::Auto => None,
+            AuthMode::Md5 => Some(AuthScheme::Md5),
+            AuthMode::Sha256 => Some(AuthScheme::Sha256),
+            AuthMode::Sha256Md5 => Some(AuthScheme::Sha256Md5),
+        }
+    }
+
+    /// The spelling on a command line (`auto`, `md5`, `sha256`, `sha256-md5`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMode::Auto => "auto",
+            AuthMode::Md5 => "md5",
+            AuthMode::Sha256 => "sha256",
+            AuthMode::Sha256Md5 => "sha256-md5",
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    // protocol.md section 11.
+    // Vectors computed independently with Python's hashlib (the protocol notes).
     const NONCE_MD5: &str = "e10adc3949ba59abbe56e057f20f883e";
     const CNONCE_MD5: &str = "f156d72a687eb2246d37ab60af83b6f4";
     const NONCE_SHA: &str = "8d969eef6ecad3c29a3a629280e686cf0c3f5d5a86aff3ca12020c923adc6c92";

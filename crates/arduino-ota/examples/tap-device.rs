@@ -1,0 +1,377 @@
+//! An OTA device on the host over a real TCP/IP stack: the crate's embassy-net
+//! responder on smoltcp, on a Linux TAP interface. Run it inside a private
+//! network namespace (`unshare -n`), with the TAP interface made there:
+//!
+//! ```sh
+//! unshare -n sh -c '
+//!   ip tuntap add dev tap0 mode tap && ip addr add 192.168.69.1/24 dev tap0 && ip link set tap0 up
+//!   cargo run -p arduino-ota --example tap-device --features tap-device -- \
+//!     --tap tap0 --address 192.168.69.2/24 --out /tmp/ota &
+//!   cargo ota upload app.bin --host 192.168.69.2'
+//! ```
+//!
+//! Options: `--tap IFACE --address A.B.C.D/N [--port 3232] [--auth md5|sha256]
+//! [--password-env VAR] [--out DIR] [--link-rtt-ms N] [--window BYTES] [--once]`.
+//! The first stdout line is `ready A.B.C.D:PORT`; then one JSON line per finished
+//! session, as `cargo ota emulate` prints them.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Waker};
+use std::time::Duration;
+
+use arduino_ota::embassy::{OtaServer, UdpBuffers};
+use arduino_ota::net::FileSink;
+use arduino_ota::{DeviceAuth, Profile, ResponderConfig, SessionEnd, UpdateError};
+use embassy_executor::Spawner;
+use embassy_net::{Config, Ipv4Cidr, Runner, StackResources, StaticConfigV4};
+use embassy_net_driver::{Capabilities, Driver, HardwareAddress, LinkState, RxToken, TxToken};
+use embassy_net_tuntap::TunTapDevice;
+use embassy_time::{Instant, Timer};
+use serde_json::json;
+use static_cell::StaticCell;
+
+struct Options {
+    tap: String,
+    address: Ipv4Addr,
+    prefix: u8,
+    port: u16,
+    auth: DeviceAuth,
+    password: Option<String>,
+    out: Option<PathBuf>,
+    rtt: Duration,
+    window: usize,
+    once: bool,
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!(
+        "tap-device: {problem}\nusage: tap-device --tap IFACE --address A.B.C.D/N [--port 3232] \
+         [--auth md5|sha256] [--password-env VAR] [--out DIR] [--link-rtt-ms N] \
+         [--window BYTES] [--once]"
+    );
+    std::process::exit(2)
+}
+
+fn options() -> Options {
+    let mut args = std::env::args().skip(1);
+    let mut o = Options {
+        tap: String::new(),
+        address: Ipv4Addr::UNSPECIFIED,
+        prefix: 24,
+        port: 3232,
+        auth: DeviceAuth::Sha256,
+        password: None,
+        out: None,
+        rtt: Duration::ZERO,
+        window: arduino_ota::embassy::DEFAULT_TCP_RX,
+        once: false,
+    };
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--tap" => o.tap = value(),
+            "--address" => {
+                let v = value();
+                let (ip, prefix) = v.split_once('/').unwrap_or((&v, "24"));
+                o.address = ip
+                    .parse()
+                    .unwrap_or_else(|_| usage(&format!("--address {v}: not an IPv4 address")));
+                o.prefix = prefix
+                    .parse()
+                    .ok()
+                    .filter(|p| *p <= 32)
+                    .unwrap_or_else(|| usage(&format!("--address {v}: bad prefix length")));
+            }
+            "--port" => {
+                o.port = value()
+                    .parse()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .unwrap_or_else(|| usage("--port takes 1-65535"))
+            }
+            "--auth" => {
+                o.auth = match value().as_str() {
+                    "md5" => DeviceAuth::Md5,
+                    "sha256" => DeviceAuth::Sha256,
+                    other => usage(&format!("--auth {other}: use md5 or sha256")),
+                }
+            }
+            "--password-env" => {
+                let var = value();
+                o.password = Some(
+                    std::env::var(&var)
+                        .ok()
+                        .filter(|v| !v.is_empty())
+                        .unwrap_or_else(|| usage(&format!("--password-env: {var} is not set"))),
+                );
+            }
+            "--out" => o.out = Some(PathBuf::from(value())),
+            "--link-rtt-ms" => {
+                o.rtt = Duration::from_millis(
+                    value()
+                        .parse()
+                        .unwrap_or_else(|_| usage("--link-rtt-ms takes milliseconds")),
+                )
+            }
+            "--window" => {
+                o.window = value()
+                    .parse()
+                    .ok()
+                    .filter(|w| *w >= 536)
+                    .unwrap_or_else(|| usage("--window takes bytes (at least 536)"))
+            }
+            "--once" => o.once = true,
+            other => usage(&format!("unknown option {other}")),
+        }
+    }
+    if o.tap.is_empty() || o.address.is_unspecified() {
+        usage("--tap and --address are required");
+    }
+    o
+}
+
+/// A driver that holds every frame for half the round trip in each direction,
+/// so that the link has the RTT asked for.
+struct Delayed<D> {
+    inner: D,
+    one_way: embassy_time::Duration,
+    rx: VecDeque<(Instant, Vec<u8>)>,
+    tx: VecDeque<(Instant, Vec<u8>)>,
+}
+
+impl<D: Driver> Delayed<D> {
+    /// Move frames between the queues and the inner device; wake at the next due.
+    fn pump(&mut self, cx: &mut Context) {
+        let now = Instant::now();
+        while let Some((rx, _)) = self.inner.receive(cx) {
+            let frame = rx.consume(|b| b.to_vec());
+            self.rx.push_back((now + self.one_way, frame));
+        }
+        while self.tx.front().is_some_and(|(due, _)| *due <= now) {
+            let Some(token) = self.inner.transmit(cx) else {
+                break;
+            };
+            let (_, frame) = self.tx.pop_front().expect("checked");
+            token.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
+        }
+        let next = [self.rx.front(), self.tx.front()]
+            .into_iter()
+            .flatten()
+            .map(|(due, _)| *due)
+            .min();
+        if let Some(due) = next.filter(|d| *d > now) {
+            let mut timer = Timer::at(due);
+            let _ = Pin::new(&mut timer).poll(cx);
+        } else if next.is_some() {
+            cx.waker().wake_by_ref();
+        }
+    }
+}
+
+struct OwnedRx(Vec<u8>);
+
+impl RxToken for OwnedRx {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(mut self, f: F) -> R {
+        f(&mut self.0)
+    }
+}
+
+/// Queues a frame; wakes the stack so that the next poll sends it when due.
+struct QueuedTx<'a> {
+    queue: &'a mut VecDeque<(Instant, Vec<u8>)>,
+    due: Instant,
+    waker: Waker,
+}
+
+impl TxToken for QueuedTx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = vec![0; len];
+        let r = f(&mut frame);
+        self.queue.push_back((self.due, frame));
+        self.waker.wake();
+        r
+    }
+}
+
+impl<D: Driver> Driver for Delayed<D> {
+    type RxToken<'a>
+        = OwnedRx
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = QueuedTx<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, cx: &mut Context) -> Option<(OwnedRx, QueuedTx<'_>)> {
+        self.pump(cx);
+        let now = Instant::now();
+        if self.rx.front().is_none_or(|(due, _)| *due > now) {
+            return None;
+        }
+        let (_, frame) = self.rx.pop_front().expect("checked");
+        let due = now + self.one_way;
+        Some((
+            OwnedRx(frame),
+            QueuedTx {
+                queue: &mut self.tx,
+                due,
+                waker: cx.waker().clone(),
+            },
+        ))
+    }
+
+    fn transmit(&mut self, cx: &mut Context) -> Option<QueuedTx<'_>> {
+        self.pump(cx);
+        let due = Instant::now() + self.one_way;
+        Some(QueuedTx {
+            queue: &mut self.tx,
+            due,
+            waker: cx.waker().clone(),
+        })
+    }
+
+    fn link_state(&mut self, cx: &mut Context) -> LinkState {
+        self.inner.link_state(cx)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn hardware_address(&self) -> HardwareAddress {
+        self.inner.hardware_address()
+    }
+}
+
+type Device = Delayed<TunTapDevice>;
+
+#[embassy_executor::task]
+async fn net_task(mut runner: Runner<'static, Device>) -> ! {
+    runner.run().await
+}
+
+fn line(value: serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{value}");
+    let _ = out.flush();
+}
+
+#[embassy_executor::main]
+async fn main(spawner: Spawner) {
+    let o = options();
+    let tap = TunTapDevice::new(&o.tap).unwrap_or_else(|e| {
+        eprintln!(
+            "tap-device: cannot open TAP interface {}: {e} (make it first: ip tuntap add dev {} mode tap)",
+            o.tap, o.tap
+        );
+        std::process::exit(1)
+    });
+    let device = Delayed {
+        inner: tap,
+        one_way: embassy_time::Duration::from_micros(o.rtt.as_micros() as u64 / 2),
+        rx: VecDeque::new(),
+        tx: VecDeque::new(),
+    };
+    let config = Config::ipv4_static(StaticConfigV4 {
+        address: Ipv4Cidr::new(o.address, o.prefix),
+        gateway: None,
+        dns_servers: Default::default(),
+    });
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed).expect("random seed");
+    static RESOURCES: StaticCell<StackResources<4>> = StaticCell::new();
+    let (stack, runner) = embassy_net::new(
+        device,
+        config,
+        RESOURCES.init(StackResources::new()),
+        u64::from_le_bytes(seed),
+    );
+    spawner.spawn(net_task(runner).expect("net task"));
+    stack.wait_config_up().await;
+
+    let profile = Profile {
+        auth: o.auth,
+        ..Profile::ESP32
+    };
+    let mut responder = ResponderConfig::new(profile);
+    if let Some(pw) = &o.password {
+        responder = responder.with_password(pw);
+    }
+    if let Some(dir) = &o.out
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        eprintln!("tap-device: cannot create --out {}: {e}", dir.display());
+        std::process::exit(1);
+    }
+    let udp: &'static mut UdpBuffers = Box::leak(Box::new(UdpBuffers::new()));
+    let tcp_rx: &'static mut [u8] = vec![0; o.window].leak();
+    let tcp_tx: &'static mut [u8] = vec![0; 256].leak();
+    let mut server = OtaServer::from_parts(stack, udp, tcp_rx, tcp_tx, o.port, responder)
+        .expect("bind the OTA port");
+    let mut sink = FileSink::new(o.out.clone());
+    sink.verify_app = true;
+    sink.too_big = Some(UpdateError::BadSize);
+    line_ready(o.address, o.port);
+    eprintln!(
+        "tap-device: OTA responder on {}:{} ({}; window {} bytes, RTT {} ms)",
+        o.address,
+        o.port,
+        if o.password.is_some() {
+            "password set"
+        } else {
+            "no password"
+        },
+        o.window,
+        o.rtt.as_millis()
+    );
+    let mut random = |buf: &mut [u8]| {
+        let _ = getrandom::fill(buf);
+    };
+    loop {
+        let end = server.serve(&mut sink, &mut random).await;
+        let updated = end.is_updated();
+        line(match end {
+            SessionEnd::Updated {
+                kind,
+                size,
+                md5,
+                peer,
+                duration,
+            } => json!({"event": "update-ok", "kind": kind, "size": size, "md5": md5,
+                "path": sink.written.take(), "peer": peer.to_string(),
+                "secs": duration.as_secs_f64()}),
+            SessionEnd::Failed {
+                kind,
+                size,
+                md5,
+                received,
+                reason,
+                peer,
+            } => json!({"event": "update-failed", "kind": kind, "size": size, "md5": md5,
+                "received": received, "reason": reason,
+                "peer": peer.map(|p| p.to_string())}),
+            SessionEnd::AuthFailed { peer } => {
+                json!({"event": "auth-failed", "peer": peer.to_string()})
+            }
+            SessionEnd::Probe { peer } => json!({"event": "probe", "peer": peer.to_string()}),
+        });
+        if updated && o.once {
+            std::process::exit(0);
+        }
+    }
+}
+
+fn line_ready(address: Ipv4Addr, port: u16) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "ready {address}:{port}");
+    let _ = out.flush();
+}

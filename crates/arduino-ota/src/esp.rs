@@ -1,0 +1,547 @@
+//! The flash sink of esp-hal firmware: writes the next OTA slot through
+//! esp-bootloader-esp-idf (and esp-storage under it) and selects it for the next
+//! boot only once the whole image arrived, its MD5 matched, the flash reads back
+//! the same bytes and the app image passes the bootloader's checks. Any failure
+//! or interruption leaves the running slot selected.
+//!
+//! ```ignore
+//! let mut flash = esp_storage::FlashStorage::new(peripherals.FLASH);
+//! let mut sink = arduino_ota::esp::OtaSink::new(&mut flash).expect("a partition table with otadata and two OTA slots");
+//! // The responder is up: this image works, cancel a pending rollback.
+//! let _ = sink.confirm_running_app();
+//! ```
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use esp_bootloader_esp_idf::ota::{Ota, OtaImageState};
+use esp_bootloader_esp_idf::partitions::{
+    self, AppPartitionSubType, DataPartitionSubType, Error, FlashStorage, PartitionEntry,
+    PartitionType,
+};
+use md5::Digest;
+
+use crate::appimage::Checker;
+use crate::{Command, UpdateError, UpdateSink};
+
+/// The flash sector: what is written at once.
+const SECTOR: usize = 4096;
+
+/// One update in progress.
+struct Update {
+    kind: Command,
+    entry: PartitionEntry,
+    /// The OTA slot being written (`None` for a filesystem image).
+    slot: Option<AppPartitionSubType>,
+    size: u32,
+    md5: Vec<u8>,
+    /// Bytes already in flash.
+    flushed: u32,
+    sector: Vec<u8>,
+}
+
+/// Writes app images to the next OTA slot (and filesystem images to the first
+/// SPIFFS, LittleFS or FAT partition).
+pub struct OtaSink<'f, 'd> {
+    flash: &'f mut FlashStorage<'d>,
+    ota_data: PartitionEntry,
+    slots: Vec<(AppPartitionSubType, PartitionEntry)>,
+    filesystem: Option<PartitionEntry>,
+    /// Offset of the app that is running, when it can be known.
+    booted: Option<u32>,
+    /// The chip id app images must carry (`None`: any ESP32-family chip).
+    chip: Option<u16>,
+    update: Option<Update>,
+}
+
+impl<'f, 'd> OtaSink<'f, 'd> {
+    /// Read the partition table. It needs an `otadata` partition and at least two
+    /// OTA app slots (`Error::Invalid` otherwise).
+    pub fn new(flash: &'f mut FlashStorage<'d>) -> Result<Self, Error> {
+        let mut buf = vec![0u8; partitions::PARTITION_TABLE_MAX_LEN];
+        let table = partitions::read_partition_table(flash, &mut buf)?;
+        let mut ota_data = None;
+        let mut slots = Vec::new();
+        let mut filesystem = None;
+        for entry in table.iter() {
+            match entry.partition_type() {
+                PartitionType::App(sub)
+                    if sub != AppPartitionSubType::Factory && sub != AppPartitionSubType::Test =>
+                {
+                    slots.push((sub, entry));
+                }
+                PartitionType::Data(DataPartitionSubType::Ota) => ota_data = Some(entry),
+                PartitionType::Data(
+                    DataPartitionSubType::Spiffs
+                    | DataPartitionSubType::LittleFs
+                    | DataPartitionSubType::Fat,
+                ) if filesystem.is_none() => filesystem = Some(entry),
+                _ => {}
+            }
+        }
+        let booted = table.booted_partition().ok().flatten().map(|e| e.offset());
+        let ota_data = ota_data.ok_or(Error::Invalid)?;
+        if slots.len() < 2 {
+            return Err(Error::Invalid);
+        }
+        Ok(OtaSink {
+            flash,
+            ota_data,
+            slots,
+            filesystem,
+            booted,
+            chip: None,
+            update: None,
+        })
+    }
+
+    /// Refuse app images for another chip (an id of
+    /// [`appimage::CHIPS`](crate::appimage::CHIPS), e.g. 5 for the ESP32-C3).
+    pub fn with_chip(mut self, chip: u16) -> Self {
+        self.chip = Some(chip);
+        self
+    }
+
+    fn ota(&mut self) -> Result<Ota<'_, 'd>, Error> {
+        let count = self.slots.len();
+        Ota::new(self.ota_data.as_flash_region(self.flash), count)
+    }
+
+    /// The slot the bootloader selects next (the running one, unless an update
+    /// was just activated). `Factory` when otadata is blank.
+    pub fn selected_slot(&mut self) -> Result<AppPartitionSubType, Error> {
+        self.ota()?.current_app_partition()
+    }
+
+    /// The state of the selected slot (`New` right after an update, then
+    /// `PendingVerify` on its first boot under a bootloader with rollback).
+    pub fn selected_state(&mut self) -> Result<OtaImageState, Error> {
+        self.ota()?.current_ota_state()
+    }
+
+    /// The slot an update writes: the one after the selected slot, never the
+    /// running one.
+    pub fn next_slot(&mut self) -> Result<AppPartitionSubType, Error> {
+        let count = self.slots.len() as u8;
+        let number = |s: AppPartitionSubType| s as u8 - AppPartitionSubType::Ota0 as u8;
+        let current = self.selected_slot()?;
+        let next = match current {
+            AppPartitionSubType::Factory => 0,
+            s => (number(s) + 1) % count,
+        };
+        let mut pick = self.slot_entry(next)?;
+        if self.booted == Some(pick.1.offset()) {
+            pick = self.slot_entry((next + 1) % count)?;
+        }
+        Ok(pick.0)
+    }
+
+    fn slot_entry(&self, number: u8) -> Result<(AppPartitionSubType, PartitionEntry), Error> {
+        let sub = AppPartitionSubType::try_from(AppPartitionSubType::Ota0 as u8 + number)?;
+        self.slots
+            .iter()
+            .find(|(s, _)| *s == sub)
+            .copied()
+            .ok_or(Error::Invalid)
+    }
+
+    /// Rollback confirmation: call once the new firmware is up and its responder
+    /// answers. If the running image is still on probation (`New`, or
+    /// `PendingVerify` under a bootloader with rollback), it is marked `Valid`, so
+    /// the bootloader keeps it; an image that never gets here is rolled back by
+    /// such a bootloader. Returns whether anything changed.
+    pub fn confirm_running_app(&mut self) -> Result<bool, Error> {
+        let selected = self.selected_slot()?;
+        if selected == AppPartitionSubType::Factory {
+            return Ok(false);
+        }
+        // After a rollback the selected (newest) slot is not the one running:
+        // leave its state alone.
+        if let Some(booted) = self.booted
+            && self
+                .slot_entry(selected as u8 - AppPartitionSubType::Ota0 as u8)?
+                .1
+                .offset()
+                != booted
+        {
+            return Ok(false);
+        }
+        let mut ota = self.ota()?;
+        match ota.current_ota_state() {
+            Ok(OtaImageState::New | OtaImageState::PendingVerify) => {
+                ota.set_current_ota_state(OtaImageState::Valid)?;
+                Ok(true)
+            }
+            Ok(_) | Err(Error::InvalidState) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn flush_sector(&mut self) -> Result<(), UpdateError> {
+        let Some(u) = self.update.as_mut() else {
+            return Ok(());
+        };
+        if u.sector.is_empty() {
+            return Ok(());
+        }
+        let mut region = u.entry.as_flash_region(self.flash);
+        region
+            .write(u.flushed, &u.sector)
+            .map_err(|_| UpdateError::FlashWriteFailed)?;
+        u.flushed += u.sector.len() as u32;
+        u.sector.clear();
+        Ok(())
+    }
+
+    /// Read the written image back: its MD5 must be the announced one and, for an
+    /// app, the bootloader's checks must pass.
+    fn verify(&mut self) -> Result<(), UpdateError> {
+        let chip = self.chip;
+        let u = self.update.as_ref().ok_or(UpdateError::Aborted)?;
+        let (entry, size, kind, expected) = (u.entry, u.size, u.kind, u.md5.clone());
+        let mut region = entry.as_flash_region(self.flash);
+        let mut hasher = md5::Md5::new();
+        let mut checker = Checker::new(chip);
+        let mut buf = vec![0u8; SECTOR];
+        let mut offset = 0u32;
+        while offset < size {
+            let n = (size - offset).min(SECTOR as u32) as usize;
+            region
+                .read(offset, &mut buf[..n])
+                .map_err(|_| UpdateError::FlashReadFailed)?;
+            hasher.update(&buf[..n]);
+            if kind == Command::Flash {
+                checker.update(&buf[..n]);
+            }
+            offset += n as u32;
+        }
+        if hasher.finalize().as_slice() != expected.as_slice() {
+            return Err(UpdateError::Activate {
+                detail: "the flash does not read back what was written".into(),
+            });
+        }
+        if kind == Command::Flash {
+            checker
+                .finish()
+                .map_err(|detail| UpdateError::Activate { detail })?;
+        }
+        Ok(())
+    }
+
+    /// Select the written slot for the next boot, on probation (`New`).
+    fn activate(&mut self, slot: AppPartitionSubType) -> Result<(), Error> {
+        let mut ota = self.ota()?;
+        ota.set_current_app_partition(slot)?;
+        ota.set_current_ota_state(OtaImageState::New)
+    }
+}
+
+impl UpdateSink for OtaSink<'_, '_> {
+    fn begin(&mut self, kind: Command, size: u32, md5: &str) -> Result<(), UpdateError> {
+        self.update = None;
+        let (slot, entry) = match kind {
+            Command::Flash => {
+                let slot = self
+                    .next_slot()
+                    .map_err(|_| UpdateError::PartitionNotFound)?;
+                let number = slot as u8 - AppPartitionSubType::Ota0 as u8;
+                let entry = self
+                    .slot_entry(number)
+                    .map_err(|_| UpdateError::PartitionNotFound)?;
+                (Some(slot), entry.1)
+            }
+            Command::Filesystem => (None, self.filesystem.ok_or(UpdateError::PartitionNotFound)?),
+        };
+        if size > entry.len() {
+            return Err(UpdateError::BadSize);
+        }
+        let md5 = hex::decode(md5).map_err(|_| UpdateError::Other("bad MD5 text".into()))?;
+        self.update = Some(Update {
+            kind,
+            entry,
+            slot,
+            size,
+            md5,
+            flushed: 0,
+            sector: Vec::with_capacity(SECTOR),
+        });
+        Ok(())
+    }
+
+    fn write(&mut self, mut data: &[u8]) -> Result<(), UpdateError> {
+        while !data.is_empty() {
+            let u = self.update.as_mut().ok_or(UpdateError::Aborted)?;
+            let take = (SECTOR - u.sector.len()).min(data.len());
+            u.sector.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if u.sector.len() == SECTOR {
+                self.flush_sector()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), UpdateError> {
+        self.flush_sector()?;
+        self.verify()?;
+        let slot = self.update.take().and_then(|u| u.slot);
+        if let Some(slot) = slot {
+            self.activate(slot).map_err(|e| UpdateError::Activate {
+                detail: alloc::format!("could not select the new slot: {e:?}"),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self) {
+        // Nothing was selected: the partial image in the idle slot is never booted.
+        self.update = None;
+    }
+}
+
+/// The sink on esp-bootloader-esp-idf's in-memory flash (its `std` feature): the
+/// real partition-table and otadata code, a 256 KiB flash. The mock flash is one
+/// static, so the tests take turns.
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{Failure, Invitation, Profile, Transfer, appimage, md5_hex};
+
+    static FLASH: Mutex<()> = Mutex::new(());
+
+    const TABLE_AT: u32 = 0x8000;
+    const OTADATA: u32 = 0xd000;
+    const OTA0: u32 = 0x10000;
+    const OTA1: u32 = 0x28000;
+    const SLOT_SIZE: u32 = 0x18000;
+
+    fn entry(kind: u8, sub: u8, offset: u32, size: u32, label: &str) -> [u8; 32] {
+        let mut e = [0u8; 32];
+        e[0..2].copy_from_slice(&[0xaa, 0x50]);
+        e[2] = kind;
+        e[3] = sub;
+        e[4..8].copy_from_slice(&offset.to_le_bytes());
+        e[8..12].copy_from_slice(&size.to_le_bytes());
+        e[12..12 + label.len()].copy_from_slice(label.as_bytes());
+        e
+    }
+
+    /// CRC-32 of ESP-IDF's otadata (reflected 0x04C11DB7, init 0, final xor).
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0u32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    fn select_entry(seq: u32, state: u32) -> [u8; 32] {
+        let mut e = [0xffu8; 32];
+        e[0..4].copy_from_slice(&seq.to_le_bytes());
+        e[24..28].copy_from_slice(&state.to_le_bytes());
+        e[28..32].copy_from_slice(&crc32(&seq.to_le_bytes()).to_le_bytes());
+        e
+    }
+
+    /// A fresh flash: the partition table, and otadata that boots ota_0 (valid).
+    fn fresh(flash: &mut FlashStorage<'static>) {
+        flash.erase(0, 0x40000).unwrap();
+        let mut table = Vec::new();
+        table.extend_from_slice(&entry(1, 2, 0x9000, 0x4000, "nvs"));
+        table.extend_from_slice(&entry(1, 0, OTADATA, 0x2000, "otadata"));
+        table.extend_from_slice(&entry(0, 0x10, OTA0, SLOT_SIZE, "ota_0"));
+        table.extend_from_slice(&entry(0, 0x11, OTA1, SLOT_SIZE, "ota_1"));
+        flash.write(TABLE_AT, &table).unwrap();
+        flash.write(OTADATA, &select_entry(1, 2)).unwrap();
+    }
+
+    /// The slot the bootloader would boot and its state, read from the raw
+    /// otadata bytes (the highest valid sequence number wins).
+    fn boot_choice(flash: &mut FlashStorage<'static>) -> (u32, u32) {
+        let mut best: Option<(u32, u32)> = None;
+        for at in [OTADATA, OTADATA + 0x1000] {
+            let mut e = [0u8; 32];
+            flash.read(at, &mut e).unwrap();
+            let seq = u32::from_le_bytes(e[0..4].try_into().unwrap());
+            let state = u32::from_le_bytes(e[24..28].try_into().unwrap());
+            let crc = u32::from_le_bytes(e[28..32].try_into().unwrap());
+            if seq != u32::MAX && crc == crc32(&seq.to_le_bytes()) && best.is_none_or(|b| seq > b.0)
+            {
+                best = Some((seq, state));
+            }
+        }
+        let (seq, state) = best.expect("a valid otadata entry");
+        ((seq - 1) % 2, state)
+    }
+
+    fn otadata(flash: &mut FlashStorage<'static>) -> Vec<u8> {
+        let mut raw = vec![0u8; 0x2000];
+        flash.read(OTADATA, &mut raw).unwrap();
+        raw
+    }
+
+    fn app(len: usize) -> Vec<u8> {
+        let body: Vec<u8> = (0..len).map(|i| (i * 131 + 17) as u8).collect();
+        appimage::build(5, 0x4200_0020, &[(0x3c00_0020, &body)])
+    }
+
+    /// Run one update of `sent` (announced as `image`) into a sink on `flash`,
+    /// the host closing after `cut` bytes if given.
+    fn update(
+        flash: &mut FlashStorage<'static>,
+        image: &[u8],
+        sent: &[u8],
+        cut: Option<usize>,
+        chip: Option<u16>,
+    ) -> Result<(), Failure> {
+        let mut sink = OtaSink::new(flash).unwrap();
+        if let Some(c) = chip {
+            sink = sink.with_chip(c);
+        }
+        let inv = crate::invitation::parse_device_invitation(
+            &Invitation {
+                command: Command::Flash,
+                host_port: 1,
+                size: image.len() as u32,
+                md5: md5_hex(image),
+            }
+            .encode(),
+        )
+        .unwrap();
+        let mut t = Transfer::begin(&mut sink, &inv, Profile::ESP32).map_err(Failure::Update)?;
+        let end = cut.unwrap_or(sent.len()).min(sent.len());
+        let mut now = Duration::ZERO;
+        t.connected(now);
+        for piece in sent[..end].chunks(1460) {
+            now += Duration::from_millis(1);
+            t.handle_data(now, piece);
+        }
+        if cut.is_some() {
+            t.handle_close();
+        }
+        while t.poll_transmit().is_some() {}
+        t.outcome().cloned().expect("ended")
+    }
+
+    #[test]
+    fn interrupted_at_every_sector_keeps_the_running_slot() {
+        let _turn = FLASH.lock().unwrap_or_else(|e| e.into_inner());
+        let mut flash = FlashStorage::new();
+        let image = app(40_000);
+        for cut in (0..image.len())
+            .step_by(4096)
+            .chain([1, 4097, image.len() - 1])
+        {
+            fresh(&mut flash);
+            let before = otadata(&mut flash);
+            let result = update(&mut flash, &image, &image, Some(cut), None);
+            assert!(
+                matches!(result, Err(Failure::HostClosed { .. })),
+                "cut at {cut}: {result:?}"
+            );
+            assert_eq!(otadata(&mut flash), before, "cut at {cut}: otadata changed");
+            assert_eq!(boot_choice(&mut flash), (0, 2), "cut at {cut}");
+            let mut sink = OtaSink::new(&mut flash).unwrap();
+            assert_eq!(sink.selected_slot().unwrap(), AppPartitionSubType::Ota0);
+        }
+    }
+
+    #[test]
+    fn only_a_complete_verified_image_is_selected() {
+        let _turn = FLASH.lock().unwrap_or_else(|e| e.into_inner());
+        let mut flash = FlashStorage::new();
+        let image = app(40_000);
+
+        // A corrupted byte: MD5 fails, nothing selected.
+        fresh(&mut flash);
+        let mut bad = image.clone();
+        bad[20_000] ^= 1;
+        let r = update(&mut flash, &image, &bad, None, None);
+        assert!(matches!(
+            r,
+            Err(Failure::Update(UpdateError::Md5Mismatch { .. }))
+        ));
+        assert_eq!(boot_choice(&mut flash), (0, 2));
+
+        // An image for another chip: the app check fails, nothing selected.
+        fresh(&mut flash);
+        let r = update(&mut flash, &image, &image, None, Some(13));
+        assert!(
+            matches!(r, Err(Failure::Update(UpdateError::Activate { .. }))),
+            "{r:?}"
+        );
+        assert_eq!(boot_choice(&mut flash), (0, 2));
+
+        // Not an app image at all (valid MD5): refused.
+        fresh(&mut flash);
+        let mut junk = image.clone();
+        junk[100] ^= 0xff;
+        let r = update(&mut flash, &junk, &junk, None, None);
+        assert!(
+            matches!(r, Err(Failure::Update(UpdateError::Activate { .. }))),
+            "{r:?}"
+        );
+        assert_eq!(boot_choice(&mut flash), (0, 2));
+
+        // Larger than the slot: refused at begin.
+        fresh(&mut flash);
+        let big = app(SLOT_SIZE as usize);
+        let r = update(&mut flash, &big, &big, None, None);
+        assert_eq!(r, Err(Failure::Update(UpdateError::BadSize)));
+
+        // The real thing: ota_1 holds the image and is selected, on probation.
+        fresh(&mut flash);
+        update(&mut flash, &image, &image, None, Some(5)).unwrap();
+        assert_eq!(boot_choice(&mut flash), (1, 0), "ota_1, state New");
+        let mut written = vec![0u8; image.len()];
+        flash.read(OTA1, &mut written).unwrap();
+        assert_eq!(written, image);
+    }
+
+    #[test]
+    fn confirmation_and_the_next_update_alternate_slots() {
+        let _turn = FLASH.lock().unwrap_or_else(|e| e.into_inner());
+        let mut flash = FlashStorage::new();
+        fresh(&mut flash);
+        let first = app(30_000);
+        update(&mut flash, &first, &first, None, None).unwrap();
+        // The bootloader (with rollback) marks the new image PendingVerify.
+        let mut sink = OtaSink::new(&mut flash).unwrap();
+        sink.ota()
+            .unwrap()
+            .set_current_ota_state(OtaImageState::PendingVerify)
+            .unwrap();
+        assert!(sink.confirm_running_app().unwrap());
+        assert!(!sink.confirm_running_app().unwrap(), "already valid");
+        assert_eq!(boot_choice(&mut flash), (1, 2));
+        // The next update goes to ota_0 again.
+        let second = app(20_000);
+        update(&mut flash, &second, &second, None, None).unwrap();
+        assert_eq!(boot_choice(&mut flash), (0, 0));
+        let mut written = vec![0u8; second.len()];
+        flash.read(OTA0, &mut written).unwrap();
+        assert_eq!(written, second);
+    }
+
+    #[test]
+    fn filesystem_images_need_a_filesystem_partition() {
+        let _turn = FLASH.lock().unwrap_or_else(|e| e.into_inner());
+        let mut flash = FlashStorage::new();
+        fresh(&mut flash);
+        let mut sink = OtaSink::new(&mut flash).unwrap();
+        assert_eq!(
+            sink.begin(Command::Filesystem, 100, &md5_hex(b"x")),
+            Err(UpdateError::PartitionNotFound)
+        );
+    }
+}

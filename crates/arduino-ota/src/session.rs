@@ -1,0 +1,143 @@
+//! How one session of a device ended, whatever the driver.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
+
+use crate::{Command, DeviceInvitation, Profile, Transfer, UpdateSink};
+
+/// How one session ended. `A` is the driver's address type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SessionEnd<A> {
+    /// The image arrived, its MD5 matched and the sink committed it.
+    Updated {
+        /// What was written.
+        kind: Command,
+        /// Bytes.
+        size: u32,
+        /// Its MD5 (lowercase hex).
+        md5: String,
+        /// The host's address the device connected to.
+        peer: A,
+        /// From the connect-back to the close.
+        duration: Duration,
+    },
+    /// The update started but did not complete; the sink threw it away.
+    Failed {
+        /// What was being written.
+        kind: Command,
+        /// Bytes announced.
+        size: u32,
+        /// MD5 announced (lowercase hex).
+        md5: String,
+        /// Bytes taken before the end.
+        received: u32,
+        /// Why, in words.
+        reason: String,
+        /// The host's address, if the device connected back.
+        peer: Option<A>,
+    },
+    /// A wrong auth response from `peer`.
+    AuthFailed {
+        /// Who sent it.
+        peer: A,
+    },
+    /// A size-0 invitation (a liveness probe): answered, nothing changed.
+    Probe {
+        /// Who sent it.
+        peer: A,
+    },
+}
+
+impl<A> SessionEnd<A> {
+    /// Did an update complete? (Firmware restarts into the new image then.)
+    pub fn is_updated(&self) -> bool {
+        matches!(self, SessionEnd::Updated { .. })
+    }
+}
+
+/// Start the update a [`UdpAction::Start`](crate::UdpAction::Start) asked for:
+/// begin the sink and say what to send to `reply_to` ("OK", or ESP8266's
+/// "ERR: ..." when the updater could not start). Then the driver connects back
+/// with the transfer, or reports the session's end (a probe, or an updater that
+/// did not start: an ESP32 only logs that, the host sees no connect-back).
+pub fn begin_update<A, S: UpdateSink>(
+    sink: S,
+    invitation: &DeviceInvitation,
+    profile: Profile,
+    reply_to: A,
+    ok_now: bool,
+) -> (Vec<u8>, Result<Transfer<S>, SessionEnd<A>>) {
+    let started = Transfer::begin(sink, invitation, profile);
+    let reply = match (&started, ok_now) {
+        (_, true) | (Ok(_), false) => b"OK".to_vec(),
+        (Err(e), false) => e.udp_err().into_bytes(),
+    };
+    let result = match started {
+        Ok(t) => Ok(t),
+        Err(_) if invitation.size == 0 => Err(SessionEnd::Probe { peer: reply_to }),
+        Err(e) => Err(SessionEnd::Failed {
+            kind: invitation.command,
+            size: invitation.size,
+            md5: invitation.md5.to_ascii_lowercase(),
+            received: 0,
+            reason: format!("updater could not start: {e}"),
+            peer: None,
+        }),
+    };
+    (reply, result)
+}
+
+/// The end of a session whose connect-back failed.
+pub fn connect_failed<A, S: UpdateSink>(
+    transfer: &mut Transfer<S>,
+    target: impl fmt::Display,
+    error: impl fmt::Display,
+) -> SessionEnd<A> {
+    transfer.connect_failed();
+    SessionEnd::Failed {
+        kind: transfer.kind(),
+        size: transfer.size(),
+        md5: transfer.md5().into(),
+        received: 0,
+        reason: format!("could not connect back to {target}: {error}"),
+        peer: None,
+    }
+}
+
+/// The end of a session whose transfer closed, after `duration` on the
+/// connection to `peer`. `detail` is what the driver knows about how the
+/// connection ended (an I/O error, an emulated fault), added to the reason.
+pub fn transfer_end<A, S: UpdateSink>(
+    transfer: &Transfer<S>,
+    peer: A,
+    duration: Duration,
+    detail: Option<String>,
+) -> SessionEnd<A> {
+    let reason = match transfer.outcome() {
+        Some(Ok(())) => {
+            return SessionEnd::Updated {
+                kind: transfer.kind(),
+                size: transfer.size(),
+                md5: transfer.md5().into(),
+                peer,
+                duration,
+            };
+        }
+        Some(Err(failure)) => failure.to_string(),
+        None => String::from("ended without a result"),
+    };
+    SessionEnd::Failed {
+        kind: transfer.kind(),
+        size: transfer.size(),
+        md5: transfer.md5().into(),
+        received: transfer.received(),
+        reason: match detail {
+            Some(d) => format!("{reason} ({d})"),
+            None => reason,
+        },
+        peer: Some(peer),
+    }
+}
