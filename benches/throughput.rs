@@ -97,14 +97,15 @@ fn ours(emu: &Emu, image: &[u8]) -> (f64, f64) {
     (image.len() as f64 / outcome.transfer.as_secs_f64(), cpu)
 }
 
-/// espota.py's way: send 1024 bytes, wait for any reply, repeat.
-fn stop_and_wait(emu: &Emu, image: &[u8]) -> f64 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// espota.py's way: send 1024 bytes, wait for any reply, repeat. `local` is
+/// this host's address on the device's network.
+fn stop_and_wait(device: SocketAddr, local: &str, image: &[u8]) -> f64 {
+    let listener = TcpListener::bind((local, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp = UdpSocket::bind((local, 0)).unwrap();
     udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let inv = format!("0 {port} {} {}\n", image.len(), md5_hex(image));
-    udp.send_to(inv.as_bytes(), emu.addr).unwrap();
+    udp.send_to(inv.as_bytes(), device).unwrap();
     let mut buf = [0u8; 64];
     udp.recv_from(&mut buf).expect("invitation answered");
     let (mut conn, _) = listener.accept().unwrap();
@@ -164,7 +165,99 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
+/// The smoltcp device (the device crate's `tap-device` example) at `rtt_ms`, in a
+/// private network namespace: this benchmark runs itself again under
+/// `unshare -n` with `--tap-row`, which prints one JSON line.
+fn smoltcp_row(rtt_ms: u64, image_len: usize, baseline_len: usize) -> Option<serde_json::Value> {
+    let build = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "arduino-ota",
+            "--example",
+            "tap-device",
+        ])
+        .args(["--features", "tap-device"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .ok()?;
+    if !build.success() {
+        eprintln!("smoltcp row skipped: the tap-device example did not build");
+        return None;
+    }
+    let tap = target_dir().join("release/examples/tap-device");
+    let out = Command::new("unshare")
+        .arg("-n")
+        .arg(std::env::current_exe().ok()?)
+        .args(["--tap-row", tap.to_str()?, &rtt_ms.to_string()])
+        .args([image_len.to_string(), baseline_len.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("smoltcp row skipped: no network namespace here (unshare -n)");
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Inside the namespace: a TAP interface, the device on it, both clients.
+fn tap_row(args: &[String]) {
+    let (tap, rtt_ms): (&str, u64) = (&args[0], args[1].parse().unwrap());
+    let image = cargo_ota::sample::sample_esp32c3(args[2].parse().unwrap());
+    let baseline_len: usize = args[3].parse().unwrap();
+    for cmd in [
+        "ip link set lo up",
+        "ip tuntap add dev tap0 mode tap",
+        "ip addr add 192.168.69.1/24 dev tap0",
+        "ip link set tap0 up",
+    ] {
+        let parts: Vec<&str> = cmd.split(' ').collect();
+        assert!(
+            Command::new(parts[0])
+                .args(&parts[1..])
+                .status()
+                .unwrap()
+                .success(),
+            "{cmd}"
+        );
+    }
+    let mut device = Command::new(tap)
+        .args(["--tap", "tap0", "--address", "192.168.69.2/24"])
+        .args(["--link-rtt-ms", &rtt_ms.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tap-device");
+    let mut ready = String::new();
+    BufReader::new(device.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert!(ready.starts_with("ready"), "{ready}");
+    let addr: SocketAddr = "192.168.69.2:3232".parse().unwrap();
+    let target = Target {
+        name: "smoltcp".into(),
+        host: addr.ip().to_string(),
+        port: addr.port(),
+    };
+    let outcome = upload(&target, &image, &UploadOptions::default(), &mut |_| {}).expect("upload");
+    let rate = image.len() as f64 / outcome.transfer.as_secs_f64();
+    let saw = stop_and_wait(addr, "192.168.69.1", &image[..baseline_len]);
+    let _ = device.kill();
+    let _ = device.wait();
+    println!(
+        "{}",
+        json!({ "window": arduino_ota::embassy::DEFAULT_TCP_RX, "cargo_ota_bps": rate, "stop_and_wait_bps": saw })
+    );
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--tap-row") {
+        return tap_row(&args[i + 1..]);
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let image = cargo_ota::sample::sample_esp32c3(if quick { 256 } else { 1024 } * 1024);
     let baseline_len = if quick { 32 } else { 128 } * 1024;
@@ -184,7 +277,7 @@ fn main() {
             let (rate, cpu) = ours(&emu, &image);
             cpu_total += cpu;
             bytes_total += image.len() as f64;
-            let saw = stop_and_wait(&emu, &image[..baseline_len]);
+            let saw = stop_and_wait(emu.addr, "127.0.0.1", &image[..baseline_len]);
             let flash_s = flash.map_or("unlimited".to_string(), |b| b.to_string());
             println!(
                 "{:>6} {:>10} {:>12} {:>14} {:>12} {:>8.1}% {:>10.1}x",
@@ -203,6 +296,24 @@ fn main() {
             }));
         }
     }
+
+    // The device crate on smoltcp (a real TCP/IP stack) over TAP, at 20 ms.
+    let smoltcp = smoltcp_row(20, image.len(), baseline_len).map(|r| {
+        let window = r["window"].as_u64().unwrap() as f64;
+        let model = window / 0.020;
+        let rate = r["cargo_ota_bps"].as_f64().unwrap();
+        let saw = r["stop_and_wait_bps"].as_f64().unwrap();
+        println!(
+            "smoltcp device over TAP (receive window {window} B), RTT 20 ms: model {} kB/s, cargo-ota {} kB/s, s&w {} kB/s, {:.1}% of model, {:.1}x s&w",
+            kbps(model),
+            kbps(rate),
+            kbps(saw),
+            rate / model * 100.0,
+            rate / saw
+        );
+        json!({ "rtt_ms": 20, "window": window, "model_bps": model.round(), "cargo_ota_bps": rate.round(),
+            "stop_and_wait_bps": saw.round(), "of_model": rate / model, "vs_stop_and_wait": rate / saw })
+    });
 
     // A fleet: 32 devices at 20 ms against one device.
     let fleet_size = if quick { 8 } else { 32 };
@@ -305,6 +416,20 @@ fn main() {
             format!("{at20:.1}x"),
         ),
         (
+            "smoltcp device at 20 ms: at least 90% of window / RTT and 5x stop-and-wait",
+            smoltcp.as_ref().is_some_and(|r| {
+                r["of_model"].as_f64().unwrap() >= 0.90
+                    && r["vs_stop_and_wait"].as_f64().unwrap() >= 5.0
+            }),
+            smoltcp.as_ref().map_or("n/a (no namespace)".into(), |r| {
+                format!(
+                    "{:.1}%, {:.1}x",
+                    r["of_model"].as_f64().unwrap() * 100.0,
+                    r["vs_stop_and_wait"].as_f64().unwrap()
+                )
+            }),
+        ),
+        (
             "fleet within 1.3x of one device",
             fleet_secs / one_secs <= 1.3,
             format!("{:.2}x", fleet_secs / one_secs),
@@ -330,6 +455,7 @@ fn main() {
         "image_bytes": image.len(),
         "window": WINDOW,
         "rows": rows,
+        "smoltcp": smoltcp,
         "fleet": { "devices": fleet_size, "ok": fleet_ok, "secs": fleet_secs, "one_device_secs": one_secs },
         "cpu_secs_per_mib": cpu_per_mib,
         "peak_memory_kib_16mib": peak_kib,

@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::time::Duration;
 
 use arduino_ota::md5_hex;
+use arduino_ota::net::SessionEnd;
 use cargo_ota::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor, LinkModel};
 use cargo_ota::upload::{Target, UploadOptions, upload};
 
@@ -21,7 +22,10 @@ fn emulator(link: LinkModel) -> (SocketAddr, std::sync::mpsc::Receiver<EmulatorE
 /// The emulator's measured rate of its one finished update, in bytes per second.
 fn device_rate(events: &std::sync::mpsc::Receiver<EmulatorEvent>) -> f64 {
     match events.recv_timeout(Duration::from_secs(60)).unwrap() {
-        EmulatorEvent::UpdateOk { size, secs, .. } => f64::from(size) / secs,
+        EmulatorEvent::Session {
+            end: SessionEnd::Updated { size, duration, .. },
+            ..
+        } => f64::from(size) / duration.as_secs_f64(),
         other => panic!("{other:?}"),
     }
 }

@@ -11,6 +11,8 @@ use super::emulate::describe_event;
 use super::pipeline::convert_elf;
 use super::upload_one;
 use crate::cli::DemoArgs;
+use arduino_ota::net::SessionEnd;
+
 use crate::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor, LinkModel};
 use crate::error::Error;
 use crate::image::ImageOptions;
@@ -116,7 +118,11 @@ pub fn demo_command(rep: &Reporter, args: &DemoArgs) -> Result<(), Error> {
 
     // 5. The device's verdict.
     match events.recv_timeout(Duration::from_secs(10)) {
-        Ok(EmulatorEvent::UpdateOk { path, md5, .. }) => {
+        Ok(EmulatorEvent::Session {
+            end: SessionEnd::Updated { md5, .. },
+            path,
+            ..
+        }) => {
             let identical = path
                 .as_ref()
                 .and_then(|p| fs::read(p).ok())

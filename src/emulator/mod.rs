@@ -134,47 +134,43 @@ impl EmulatorConfig {
     }
 }
 
-/// One line of the emulator's JSON output.
+/// One line of the emulator's JSON output: how a session ended (the device
+/// crate's [`SessionEnd`], which gives `event`, `kind`, `size`, `md5`, `peer`,
+/// `secs` or `received` and `reason`), or a reboot.
 #[derive(Clone, Debug, Serialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
+#[serde(untagged)]
 pub enum EmulatorEvent {
-    UpdateOk {
+    Session {
         flavor: Flavor,
-        kind: Command,
-        size: u32,
-        md5: String,
+        #[serde(flatten)]
+        end: SessionEnd,
+        /// Where an accepted image was written (`--out`).
+        #[serde(skip_serializing_if = "Option::is_none")]
         path: Option<PathBuf>,
-        peer: SocketAddr,
-        secs: f64,
-    },
-    UpdateFailed {
-        flavor: Flavor,
-        kind: Command,
-        size: u32,
-        md5: String,
-        received: u64,
-        reason: String,
-        peer: Option<SocketAddr>,
-    },
-    AuthFailed {
-        flavor: Flavor,
-        peer: SocketAddr,
-    },
-    /// A size-0 invitation (a liveness probe): answered, nothing changed.
-    Probe {
-        flavor: Flavor,
-        peer: SocketAddr,
     },
     /// Back up after the reboot that follows a successful update.
-    Rebooted {
-        flavor: Flavor,
-        secs: f64,
-    },
+    Rebooted(Rebooted),
+}
+
+/// `{"event":"rebooted","flavor":..,"secs":..}`
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename = "rebooted")]
+pub struct Rebooted {
+    pub flavor: Flavor,
+    pub secs: f64,
 }
 
 impl EmulatorEvent {
     pub fn is_ok(&self) -> bool {
-        matches!(self, EmulatorEvent::UpdateOk { .. })
+        matches!(self, EmulatorEvent::Session { end, .. } if end.is_updated())
+    }
+
+    /// The session's end, unless this is a reboot.
+    pub fn end(&self) -> Option<&SessionEnd> {
+        match self {
+            EmulatorEvent::Session { end, .. } => Some(end),
+            EmulatorEvent::Rebooted(_) => None,
+        }
     }
 }
 
@@ -274,41 +270,12 @@ impl Emulator {
         loop {
             let end = self.device.serve(&mut self.sink)?;
             let ok = end.is_updated();
-            on_event(match end {
-                SessionEnd::Updated {
-                    kind,
-                    size,
-                    md5,
-                    peer,
-                    duration,
-                } => EmulatorEvent::UpdateOk {
-                    flavor,
-                    kind,
-                    size,
-                    md5,
-                    path: self.sink.file.written.take(),
-                    peer,
-                    secs: duration.as_secs_f64(),
-                },
-                SessionEnd::Failed {
-                    kind,
-                    size,
-                    md5,
-                    received,
-                    reason,
-                    peer,
-                } => EmulatorEvent::UpdateFailed {
-                    flavor,
-                    kind,
-                    size,
-                    md5,
-                    received: u64::from(received),
-                    reason,
-                    peer,
-                },
-                SessionEnd::AuthFailed { peer } => EmulatorEvent::AuthFailed { flavor, peer },
-                SessionEnd::Probe { peer } => EmulatorEvent::Probe { flavor, peer },
-            });
+            let path = if ok {
+                self.sink.file.written.take()
+            } else {
+                None
+            };
+            on_event(EmulatorEvent::Session { flavor, end, path });
             if ok && self.config.once {
                 return Ok(());
             }
@@ -331,10 +298,10 @@ impl Emulator {
         if !self.config.reboot.is_zero() {
             thread::sleep(self.config.reboot);
             self.device.network().discard_pending();
-            on_event(EmulatorEvent::Rebooted {
+            on_event(EmulatorEvent::Rebooted(Rebooted {
                 flavor: self.config.flavor,
                 secs: started.elapsed().as_secs_f64(),
-            });
+            }));
         }
     }
 }

@@ -8,6 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use arduino_ota::auth::auth_datagram;
+use arduino_ota::net::SessionEnd;
 use arduino_ota::{AuthScheme, md5_hex};
 use cargo_ota::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor};
 
@@ -137,8 +138,11 @@ fn esp32_reacks_on_silence_then_closes_without_text() {
     let replies = read_all(&conn);
     assert_eq!(replies, "1000".repeat(4));
     match events.recv_timeout(GUARD).unwrap() {
-        EmulatorEvent::UpdateFailed {
-            reason, received, ..
+        EmulatorEvent::Session {
+            end: SessionEnd::Failed {
+                reason, received, ..
+            },
+            ..
         } => {
             assert!(reason.contains("receive timeout"), "{reason}");
             assert_eq!(received, 1000);
@@ -170,7 +174,10 @@ fn size_zero_probe_per_core() {
     assert_eq!(recv(&s), "OK");
     assert!(matches!(
         events.recv_timeout(GUARD).unwrap(),
-        EmulatorEvent::Probe { .. }
+        EmulatorEvent::Session {
+            end: SessionEnd::Probe { .. },
+            ..
+        }
     ));
 }
 

@@ -6,6 +6,7 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use arduino_ota::Command;
+use arduino_ota::net::SessionEnd;
 use cargo_ota::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor};
 use cargo_ota::error::UploadError;
 use cargo_ota::upload::{Event, Password, Target, UploadOptions, upload};
@@ -61,7 +62,10 @@ fn only_the_device_may_connect() {
     assert_eq!(outcome.bytes, image.len() as u64);
     assert!(matches!(
         events.recv().unwrap(),
-        EmulatorEvent::UpdateOk { .. }
+        EmulatorEvent::Session {
+            end: SessionEnd::Updated { .. },
+            ..
+        }
     ));
     // The intruder was closed without a byte.
     let mut intruder = intruder.expect("intruder connected");
@@ -88,7 +92,10 @@ fn device_error_mid_stream_is_reported_as_its_text() {
     assert_eq!(err.exit_code(), 9);
     assert!(matches!(
         events.recv().unwrap(),
-        EmulatorEvent::UpdateFailed { .. }
+        EmulatorEvent::Session {
+            end: SessionEnd::Failed { .. },
+            ..
+        }
     ));
 }
 

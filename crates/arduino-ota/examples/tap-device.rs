@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Waker};
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use arduino_ota::embassy::{OtaServer, UdpBuffers};
 use arduino_ota::net::FileSink;
-use arduino_ota::{DeviceAuth, Profile, ResponderConfig, SessionEnd, UpdateError};
+use arduino_ota::{DeviceAuth, Profile, ResponderConfig, UpdateError};
 use embassy_executor::Spawner;
 use embassy_net::{Config, Ipv4Cidr, Runner, StackResources, StaticConfigV4};
 use embassy_net_driver::{Capabilities, Driver, HardwareAddress, LinkState, RxToken, TxToken};
@@ -339,31 +339,12 @@ async fn main(spawner: Spawner) {
     loop {
         let end = server.serve(&mut sink, &mut random).await;
         let updated = end.is_updated();
-        line(match end {
-            SessionEnd::Updated {
-                kind,
-                size,
-                md5,
-                peer,
-                duration,
-            } => json!({"event": "update-ok", "kind": kind, "size": size, "md5": md5,
-                "path": sink.written.take(), "peer": peer.to_string(),
-                "secs": duration.as_secs_f64()}),
-            SessionEnd::Failed {
-                kind,
-                size,
-                md5,
-                received,
-                reason,
-                peer,
-            } => json!({"event": "update-failed", "kind": kind, "size": size, "md5": md5,
-                "received": received, "reason": reason,
-                "peer": peer.map(|p| p.to_string())}),
-            SessionEnd::AuthFailed { peer } => {
-                json!({"event": "auth-failed", "peer": peer.to_string()})
-            }
-            SessionEnd::Probe { peer } => json!({"event": "probe", "peer": peer.to_string()}),
-        });
+        let end = end.map_peer(|p| SocketAddr::new(IpAddr::from(p.addr), p.port));
+        let mut value = serde_json::to_value(&end).expect("a session end serializes");
+        if updated {
+            value["path"] = json!(sink.written.take());
+        }
+        line(value);
         if updated && o.once {
             std::process::exit(0);
         }

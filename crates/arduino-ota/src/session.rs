@@ -8,10 +8,16 @@ use core::time::Duration;
 
 use crate::{Command, DeviceInvitation, Profile, Transfer, UpdateSink};
 
-/// How one session ended. `A` is the driver's address type.
+/// How one session ended. `A` is the driver's address type. With the `serde`
+/// feature it serializes as the emulator's JSON lines: `{"event": "update-ok",
+/// "kind", "size", "md5", "peer", "secs"}`, `update-failed` (with `received`,
+/// `reason`), `auth-failed`, `probe`.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(tag = "event", rename_all = "kebab-case"))]
 pub enum SessionEnd<A> {
     /// The image arrived, its MD5 matched and the sink committed it.
+    #[cfg_attr(feature = "serde", serde(rename = "update-ok"))]
     Updated {
         /// What was written.
         kind: Command,
@@ -22,9 +28,11 @@ pub enum SessionEnd<A> {
         /// The host's address the device connected to.
         peer: A,
         /// From the connect-back to the close.
+        #[cfg_attr(feature = "serde", serde(rename = "secs", serialize_with = "secs"))]
         duration: Duration,
     },
     /// The update started but did not complete; the sink threw it away.
+    #[cfg_attr(feature = "serde", serde(rename = "update-failed"))]
     Failed {
         /// What was being written.
         kind: Command,
@@ -51,10 +59,51 @@ pub enum SessionEnd<A> {
     },
 }
 
+#[cfg(feature = "serde")]
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
 impl<A> SessionEnd<A> {
     /// Did an update complete? (Firmware restarts into the new image then.)
     pub fn is_updated(&self) -> bool {
         matches!(self, SessionEnd::Updated { .. })
+    }
+
+    /// The same end with the peer address converted (to a `SocketAddr`, say).
+    pub fn map_peer<B>(self, f: impl Fn(A) -> B) -> SessionEnd<B> {
+        match self {
+            SessionEnd::Updated {
+                kind,
+                size,
+                md5,
+                peer,
+                duration,
+            } => SessionEnd::Updated {
+                kind,
+                size,
+                md5,
+                peer: f(peer),
+                duration,
+            },
+            SessionEnd::Failed {
+                kind,
+                size,
+                md5,
+                received,
+                reason,
+                peer,
+            } => SessionEnd::Failed {
+                kind,
+                size,
+                md5,
+                received,
+                reason,
+                peer: peer.map(f),
+            },
+            SessionEnd::AuthFailed { peer } => SessionEnd::AuthFailed { peer: f(peer) },
+            SessionEnd::Probe { peer } => SessionEnd::Probe { peer: f(peer) },
+        }
     }
 }
 
