@@ -95,7 +95,8 @@ pub fn emulate_command(args: &EmulateArgs) -> Result<(), Error> {
         let _ = out.flush();
     }
     if !args.quiet {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "emulating an {} OTA device on {addr} ({})",
             flavor.name(),
             if cfg.password.is_some() {
@@ -123,7 +124,7 @@ pub fn emulate_command(args: &EmulateArgs) -> Result<(), Error> {
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
             if !quiet {
-                eprintln!("{}", describe_event(&event));
+                let _ = writeln!(std::io::stderr(), "{}", describe_event(&event));
             }
         })
         .map_err(|e| Error::usage(format!("emulator socket failed: {e}"), None))

@@ -24,21 +24,34 @@ static JSON_OUTPUT: AtomicBool = AtomicBool::new(false);
 /// Ctrl-C: say so and exit 130 at once. Exiting closes every socket, so the
 /// device sees its connection end, drops the partial update and keeps its
 /// firmware; nothing is left listening.
+///
+/// The messages are best effort: a reader that went away (`| tee` after its own
+/// Ctrl-C) or stopped reading must not keep the process alive, so they are written
+/// on a thread of their own and the exit comes after at most a short wait.
 pub fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
-        let hint = "the device drops the partial update and keeps running its current firmware";
-        if JSON_OUTPUT.load(Ordering::SeqCst) {
-            let line = serde_json::json!({
-                "reason": "error",
-                "code": exit::INTERRUPTED,
-                "message": "interrupted",
-                "hint": hint,
+        let json = JSON_OUTPUT.load(Ordering::SeqCst);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let _ = std::thread::Builder::new()
+            .name("interrupt-message".into())
+            .spawn(move || {
+                let hint =
+                    "the device drops the partial update and keeps running its current firmware";
+                if json {
+                    let line = serde_json::json!({
+                        "reason": "error",
+                        "code": exit::INTERRUPTED,
+                        "message": "interrupted",
+                        "hint": hint,
+                    });
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                }
+                let _ = writeln!(std::io::stderr(), "\nerror: interrupted\n  help: {hint}");
+                let _ = done_tx.send(());
             });
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-        }
-        eprintln!("\nerror: interrupted\n  help: {hint}");
+        let _ = done_rx.recv_timeout(std::time::Duration::from_millis(500));
         std::process::exit(exit::INTERRUPTED);
     });
 }

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -407,8 +407,7 @@ impl Connection for EmulatedConn {
         if let Some(last) = self.pending.back().map(|e| e.due) {
             let _ = self.sleep_until(last);
         }
-        let _ = self.stream.flush();
-        let _ = self.stream.shutdown(Shutdown::Both);
+        arduino_ota::net::close_gracefully(&self.stream);
     }
 
     fn note(&self) -> Option<String> {

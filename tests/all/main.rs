@@ -8,6 +8,7 @@ mod emulator;
 mod faults;
 mod fleet;
 mod main_job;
+mod newcomer;
 mod parsers_prop;
 mod reliability;
 mod session;

@@ -145,8 +145,32 @@ impl Connection for TcpConnection {
     }
 
     fn close(&mut self) {
-        let _ = self.0.flush();
-        let _ = self.0.shutdown(Shutdown::Both);
+        close_gracefully(&self.0);
+    }
+}
+
+/// How long a closing device waits for the host to close its side.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Close after the last bytes: FIN, then read (and drop) what the host still
+/// sends until it closes too, for at most a second. Closing a socket with unread
+/// data would reset the connection and could throw away the verdict text not yet
+/// sent; the host would then see "connection lost" instead of the device's error.
+pub fn close_gracefully(stream: &TcpStream) {
+    let mut s = stream;
+    let _ = s.flush();
+    let _ = stream.shutdown(Shutdown::Write);
+    let deadline = Instant::now() + CLOSE_LINGER;
+    let mut buf = [0u8; 1460];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match s.read(&mut buf) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
     }
 }
 
