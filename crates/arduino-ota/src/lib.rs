@@ -63,15 +63,17 @@ pub use transfer::{Failure, Transfer};
 /// carries it answers OTA updates, so uploading it does not lock the device out.
 pub const MARKER: &[u8; 23] = b"cargo-ota:ota-responder";
 
-/// The marker in the image: kept by the linker (`#[used]`) and referenced by the
-/// responder so that it is linked whenever the responder is.
-#[used]
+/// The marker in the image. Nothing but the responder reads it (see [`marker`]),
+/// so the linker keeps it exactly when the responder is linked: firmware whose
+/// responder was optimised away (never started) does not carry it, and `cargo
+/// ota` refuses to upload it.
 static OTA_MARKER: [u8; 23] = *MARKER;
 
-/// The marker, read through a volatile pointer so no optimisation drops it.
-pub(crate) fn marker() -> &'static [u8; 23] {
-    // SAFETY: a plain read of a static.
-    unsafe { core::ptr::read_volatile(&&OTA_MARKER) }
+/// Read the marker through a volatile pointer, so no optimisation drops it
+/// while the caller (the responder) is linked.
+pub(crate) fn marker() -> u8 {
+    // SAFETY: a plain read of the first byte of a static.
+    unsafe { core::ptr::read_volatile(&OTA_MARKER[0]) }
 }
 
 /// Lowercase hex MD5 of `data`.
@@ -90,6 +92,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 mod tests {
     #[test]
     fn marker_is_the_guards_text() {
-        assert_eq!(super::marker(), b"cargo-ota:ota-responder");
+        assert_eq!(super::marker(), b'c');
+        assert_eq!(&super::OTA_MARKER, b"cargo-ota:ota-responder");
     }
 }
