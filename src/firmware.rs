@@ -30,6 +30,18 @@ pub struct BuildOptions {
     pub unstable: Vec<String>,
 }
 
+/// Cargo's colour rule for the diagnostics cargo-ota prints on its behalf.
+fn diagnostics_in_colour() -> bool {
+    match std::env::var("CARGO_TERM_COLOR").as_deref() {
+        Ok("always") => true,
+        Ok("never") => false,
+        _ => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::IsTerminal::is_terminal(&std::io::stderr())
+        }
+    }
+}
+
 /// The cargo to run: `$CARGO`, else `cargo`.
 pub fn cargo_program() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
@@ -204,7 +216,13 @@ pub fn build(
 ) -> Result<Built, Error> {
     let mut cmd = Command::new(cargo_program());
     cmd.current_dir(cwd).arg("build");
-    cmd.arg("--message-format=json-diagnostic-rendered-ansi");
+    // Diagnostics are rendered in colour only where cargo itself would colour
+    // them: CARGO_TERM_COLOR, else NO_COLOR, else whether stderr is a terminal.
+    cmd.arg(if diagnostics_in_colour() {
+        "--message-format=json-diagnostic-rendered-ansi"
+    } else {
+        "--message-format=json"
+    });
     cmd.args(["--package", project.package.name.as_str()]);
     if let Some(p) = &opts.profile {
         cmd.args(["--profile", p]);

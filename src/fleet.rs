@@ -68,6 +68,9 @@ pub fn run(
                     options.host_port = worker_port(options.host_port, worker);
                     let started = Instant::now();
                     let mut session = rep.session(&p.target, what, image, options.command);
+                    if planned.len() > 1 {
+                        session = session.in_fleet();
+                    }
                     let result =
                         upload::upload(&p.target, image, &options, &mut |e| session.event(&e));
                     let back_online = match (&result, verify) {

@@ -153,17 +153,14 @@ impl Reporter {
                 describe_target(target)
             ),
         );
+        // Until the device connects back there is nothing to measure: a spinner
+        // with the handshake step; the bar comes with the connection.
         let bar = if self.bars {
-            let bar = self.multi.add(ProgressBar::new(size));
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>12.cyan.bold} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
+            let bar = self.multi.add(ProgressBar::new_spinner());
+            bar.set_style(style(SPINNER));
             bar.set_prefix(truncate(&target.name, 12));
-            bar.enable_steady_tick(Duration::from_millis(200));
+            bar.set_message("inviting");
+            bar.enable_steady_tick(Duration::from_millis(120));
             Some(bar)
         } else {
             None
@@ -172,11 +169,31 @@ impl Reporter {
             reporter: self,
             target: target.clone(),
             bar,
+            total: size,
             next_json_decile: 1,
             started: Instant::now(),
+            in_fleet: false,
         }
     }
 }
+
+/// The handshake and the verdict wait: a spinner and what is happening.
+const SPINNER: &str = "{prefix:>12.cyan.bold} {spinner} {msg}";
+/// The transfer, counting what the device acknowledged. At most 79 columns:
+/// 12 + 2 + 20 + 2 + 23 (bytes) + 1 + 13 (rate) + 6 (ETA).
+const BAR: &str =
+    "{prefix:>12.cyan.bold} [{bar:20}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta:>4}";
+/// A failed device's line, kept while the others go on.
+const FAILED: &str = "{prefix:>12.red.bold} {msg}";
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .expect("valid template")
+        .progress_chars("=> ")
+}
+
+/// The widest a live status line may be.
+pub const LINE_WIDTH: usize = 80;
 
 fn describe_target(t: &Target) -> String {
     if t.name == t.host {
@@ -205,13 +222,51 @@ pub struct Session<'a> {
     reporter: &'a Reporter,
     target: Target,
     bar: Option<ProgressBar>,
+    total: u64,
     next_json_decile: u64,
     started: Instant,
+    /// One of several devices: its failure is shown at once, on its own line.
+    in_fleet: bool,
 }
 
 impl Session<'_> {
+    /// This session is one of a fleet's.
+    pub fn in_fleet(mut self) -> Self {
+        self.in_fleet = true;
+        self
+    }
+
+    /// The spinner's text (handshake steps, the verdict wait).
+    fn step(&self, text: impl Into<std::borrow::Cow<'static, str>>) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(text);
+        }
+    }
+
     pub fn event(&mut self, event: &Event) {
         let r = self.reporter;
+        match event {
+            Event::Inviting { attempt, attempts } => {
+                self.step(format!("invitation {attempt} of {attempts}"))
+            }
+            Event::Authenticating { .. } => self.step("answering the challenge"),
+            Event::Accepted => self.step("waiting for the device to connect back"),
+            Event::Connected { .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_length(self.total);
+                    bar.set_position(0);
+                    bar.reset_eta();
+                    bar.set_style(style(BAR));
+                }
+            }
+            Event::Verifying => {
+                if let Some(bar) = &self.bar {
+                    bar.set_style(style(SPINNER));
+                    bar.set_message("the device has every byte; waiting for its verdict");
+                }
+            }
+            _ => {}
+        }
         match event {
             Event::Listening { local, device } => r.detail(
                 "Listening",
@@ -320,8 +375,22 @@ impl Session<'_> {
     }
 
     pub fn failed(self, err: &UploadError) {
+        let r = self.reporter;
         if let Some(bar) = &self.bar {
-            bar.abandon();
+            bar.set_style(style(FAILED));
+            bar.abandon_with_message(truncate(
+                &format!("failed: {} (exit {})", err.kind(), err.exit_code()),
+                LINE_WIDTH - 13,
+            ));
+        }
+        if self.in_fleet && !r.quiet && !r.is_json() {
+            // The others go on: say it now, in one line (the whole error and its
+            // hint come with the summary).
+            let text = truncate(
+                &format!("{}: {err} (exit {})", self.target.name, err.exit_code()),
+                LINE_WIDTH - 13,
+            );
+            r.eprint(format!("{} {text}", r.verb("Failed", "1;31")));
         }
         self.reporter.json(json!({
             "reason": "upload-failed",

@@ -567,6 +567,56 @@ enum ReadMsg {
     End(Option<String>),
 }
 
+/// How often a blocked write or a wait looks at the device's progress.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Bytes written but not yet acknowledged by the device's TCP stack (Linux:
+/// the send queue, `SIOCOUTQ`); `None` where the system cannot say.
+#[cfg(target_os = "linux")]
+fn unacknowledged(stream: &TcpStream) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let mut queued: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int through the pointer.
+    let r = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+    (r == 0).then(|| u64::try_from(queued).unwrap_or(0))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unacknowledged(_stream: &TcpStream) -> Option<u64> {
+    None
+}
+
+/// What the device has taken so far: bytes written minus those its TCP stack has
+/// not acknowledged. Progress, the ETA and stall detection count these, not
+/// bytes handed to the socket (which run a send buffer ahead of the device).
+struct Taken<'a> {
+    stream: &'a TcpStream,
+    written: u64,
+    acked: u64,
+    /// When the device last showed life: acknowledged bytes or reply bytes.
+    last_life: Instant,
+}
+
+impl Taken<'_> {
+    /// Look again; true when the device acknowledged more.
+    fn refresh(&mut self) -> bool {
+        let acked = self
+            .written
+            .saturating_sub(unacknowledged(self.stream).unwrap_or(0));
+        if acked > self.acked {
+            self.acked = acked;
+            self.last_life = Instant::now();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn silent_for(&self) -> Duration {
+        self.last_life.elapsed()
+    }
+}
+
 /// The TCP phase: stream the image, read the replies concurrently, get the verdict.
 fn transfer(
     device: SocketAddr,
@@ -584,7 +634,9 @@ fn transfer(
     };
     let _ = stream.set_nodelay(true);
     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
-    let _ = stream.set_write_timeout(Some(opts.timeout));
+    // Writes block for at most POLL, so that a slow device is watched, not timed
+    // out: it stalls only when it acknowledges nothing for --timeout.
+    let _ = stream.set_write_timeout(Some(POLL));
     let mut reader = stream.try_clone().map_err(|e| lost(0, e.to_string()))?;
     let (tx, rx) = mpsc::channel();
     thread::Builder::new()
@@ -608,77 +660,99 @@ fn transfer(
 
     let mut replies = ReplyStream::new();
     let mut ended: Option<Option<String>> = None;
-    let mut sent: u64 = 0;
-    // Drain what the device said so far; a verdict mid-stream ends the transfer.
-    let poll = |replies: &mut ReplyStream, ended: &mut Option<Option<String>>| {
-        while ended.is_none() {
-            match rx.try_recv() {
+    let reader_stream = stream.try_clone().map_err(|e| lost(0, e.to_string()))?;
+    let mut taken = Taken {
+        stream: &reader_stream,
+        written: 0,
+        acked: 0,
+        last_life: Instant::now(),
+    };
+    // Take what the device said so far (any byte is life); true once it ended
+    // the transfer (a verdict, or its end of the connection).
+    let drain = |replies: &mut ReplyStream,
+                 ended: &mut Option<Option<String>>,
+                 taken: &mut Taken,
+                 wait: Duration| {
+        let mut first = true;
+        while ended.is_none() && replies.verdict().is_none() {
+            let msg = if first && !wait.is_zero() {
+                rx.recv_timeout(wait).map_err(|_| ())
+            } else {
+                rx.try_recv().map_err(|_| ())
+            };
+            first = false;
+            match msg {
                 Ok(ReadMsg::Data(d)) => {
-                    if replies.push(&d).is_some() {
-                        return true;
-                    }
+                    replies.push(&d);
+                    taken.last_life = Instant::now();
                 }
                 Ok(ReadMsg::End(e)) => *ended = Some(e),
-                Err(_) => break,
+                Err(()) => break,
             }
         }
-        ended.is_some()
+        ended.is_some() || replies.verdict().is_some()
     };
 
     let mut write_error = None;
-    for chunk in image.chunks(CHUNK) {
-        if poll(&mut replies, &mut ended) {
+    let mut pos = 0usize;
+    while pos < image.len() {
+        if drain(&mut replies, &mut ended, &mut taken, Duration::ZERO) {
             break;
         }
-        match stream.write_all(chunk) {
-            Ok(()) => {
-                sent += chunk.len() as u64;
-                on_event(Event::Progress { sent, total });
+        let end = (pos + CHUNK).min(image.len());
+        match stream.write(&image[pos..end]) {
+            Ok(0) => {
+                write_error = Some(std::io::Error::from(ErrorKind::WriteZero));
+                break;
             }
+            Ok(n) => {
+                pos += n;
+                taken.written = pos as u64;
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
                 write_error = Some(e);
                 break;
             }
         }
-    }
-    if let Some(e) = write_error {
-        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
-            return Err(UploadError::Stalled {
-                device,
-                sent,
+        if taken.refresh() {
+            on_event(Event::Progress {
+                sent: taken.acked,
                 total,
-                secs: opts.timeout.as_secs_f64(),
             });
         }
+        if taken.silent_for() > opts.timeout {
+            return Err(UploadError::Stalled {
+                device,
+                sent: taken.acked,
+                total,
+                secs: taken.silent_for().as_secs_f64(),
+            });
+        }
+    }
+    if let Some(e) = write_error {
         // The device hung up; what it said before tells why.
         let settle = Instant::now() + Duration::from_secs(2);
-        while ended.is_none() && replies.push(&[]).is_none() {
-            match rx.recv_timeout(settle.saturating_duration_since(Instant::now())) {
-                Ok(ReadMsg::Data(d)) => {
-                    replies.push(&d);
-                }
-                Ok(ReadMsg::End(end)) => ended = Some(end),
-                Err(_) => break,
-            }
+        while ended.is_none() && replies.verdict().is_none() && Instant::now() < settle {
+            drain(&mut replies, &mut ended, &mut taken, POLL);
         }
         return match replies.finish() {
             Verdict::Error(text) => Err(UploadError::DeviceError { device, text }),
             _ => Err(lost(
-                sent,
+                taken.acked,
                 format!(
                     "the device closed the connection without a result ({e}); an ESP32 does this after its receive timeout, or when it aborts or reboots"
                 ),
             )),
         };
     }
-    if sent == total {
-        on_event(Event::Verifying);
-    }
 
-    // Wait for the verdict: any byte from the device counts as life.
+    // Everything is written: wait until the device has it, then for its verdict.
+    let mut verifying = false;
     let verdict = loop {
-        if let Some(v) = replies.push(&[]) {
-            break v;
+        if let Some(v) = replies.verdict() {
+            break v.clone();
         }
         if let Some(end) = &ended {
             let v = replies.finish();
@@ -688,7 +762,7 @@ fn transfer(
                     None => "the device closed the connection without a result".into(),
                 };
                 return Err(lost(
-                    sent,
+                    taken.acked,
                     format!(
                         "{how}; an ESP32 does this after its receive timeout, or when it aborts or reboots"
                     ),
@@ -696,37 +770,44 @@ fn transfer(
             }
             break v;
         }
-        // Once everything is sent the device verifies and commits before it
+        if taken.refresh() {
+            on_event(Event::Progress {
+                sent: taken.acked,
+                total,
+            });
+        }
+        // Without a count of acknowledged bytes, everything written counts.
+        let all_taken = taken.acked == total || unacknowledged(&reader_stream).is_none();
+        if all_taken && !verifying {
+            verifying = true;
+            on_event(Event::Verifying);
+        }
+        // Once the device has everything it verifies and commits before it
         // answers (an ESP8266 also waits 1 s on purpose): give it at least
         // VERDICT_FLOOR, however short --timeout is.
-        let wait = if sent == total {
+        let limit = if all_taken {
             opts.timeout.max(VERDICT_FLOOR)
         } else {
             opts.timeout
         };
-        match rx.recv_timeout(wait) {
-            Ok(ReadMsg::Data(d)) => {
-                replies.push(&d);
-            }
-            Ok(ReadMsg::End(e)) => ended = Some(e),
-            Err(_) => {
-                return Err(UploadError::Stalled {
-                    device,
-                    sent,
-                    total,
-                    secs: wait.as_secs_f64(),
-                });
-            }
+        if taken.silent_for() > limit {
+            return Err(UploadError::Stalled {
+                device,
+                sent: taken.acked,
+                total,
+                secs: taken.silent_for().as_secs_f64(),
+            });
         }
+        drain(&mut replies, &mut ended, &mut taken, POLL);
     };
     match verdict {
-        Verdict::Ok if sent == total => Ok(()),
+        Verdict::Ok if taken.written == total => Ok(()),
         Verdict::Ok => Err(lost(
-            sent,
+            taken.acked,
             "the device said OK before it had the whole image".into(),
         )),
         Verdict::Error(text) => Err(UploadError::DeviceError { device, text }),
-        Verdict::ClosedWithoutText => Err(lost(sent, "closed without a result".into())),
+        Verdict::ClosedWithoutText => Err(lost(taken.acked, "closed without a result".into())),
     }
 }
 

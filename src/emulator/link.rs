@@ -165,8 +165,11 @@ impl Network for EmulatedNetwork {
         }
         let socket = Socket::new(Domain::for_address(to), Type::STREAM, None)?;
         if !self.link.is_ideal() {
-            // Keep the kernel from buffering far ahead of the modelled device.
-            socket.set_recv_buffer_size(32 * 1024)?;
+            // The kernel must not buffer far ahead of the modelled device: its
+            // receive window is about the device's (Linux keeps half the buffer
+            // for bookkeeping), so what the host sees acknowledged is what the
+            // device took.
+            socket.set_recv_buffer_size(self.link.window.max(4096))?;
         }
         socket.connect_timeout(&to.into(), timeout)?;
         let stream: TcpStream = socket.into();

@@ -84,7 +84,8 @@ fn release_build_converts_uploads_and_matches_cargo_ota_image() {
     let calls = f.cargo_calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert!(
-        calls[0].starts_with("build --message-format=json-diagnostic-rendered-ansi --package fw --release --features wifi,ota"),
+        calls[0]
+            .starts_with("build --message-format=json --package fw --release --features wifi,ota"),
         "{calls:?}"
     );
     let ev = emu.next_event();
