@@ -5,8 +5,6 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::cli::EmulateArgs;
-use arduino_ota::net::SessionEnd;
-
 use crate::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Faults, Flavor, LinkModel};
 use crate::error::Error;
 use arduino_ota::appimage;
@@ -132,22 +130,12 @@ pub fn emulate_command(args: &EmulateArgs) -> Result<(), Error> {
 
 pub fn describe_event(e: &EmulatorEvent) -> String {
     match e {
-        EmulatorEvent::Session { end, path, .. } => match end {
-            SessionEnd::Updated { size, md5, .. } => format!(
-                "update ok: {size} bytes, md5 {md5}{}",
-                path.as_ref()
-                    .map(|p| format!(", written to {}", p.display()))
-                    .unwrap_or_default()
-            ),
-            SessionEnd::Failed {
-                reason,
-                received,
-                size,
-                ..
-            } => format!("update failed after {received} of {size} bytes: {reason}"),
-            SessionEnd::AuthFailed { peer } => format!("authentication failed from {peer}"),
-            SessionEnd::Probe { peer } => format!("answered a probe from {peer}"),
-        },
+        EmulatorEvent::Session {
+            end,
+            path: Some(path),
+            ..
+        } => format!("{end}, written to {}", path.display()),
+        EmulatorEvent::Session { end, .. } => end.to_string(),
         EmulatorEvent::Rebooted(r) => format!("rebooted in {:.1} s", r.secs),
     }
 }

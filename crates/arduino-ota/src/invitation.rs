@@ -16,6 +16,15 @@ pub enum Command {
     Filesystem,
 }
 
+impl core::fmt::Display for Command {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Command::Flash => "app",
+            Command::Filesystem => "filesystem",
+        })
+    }
+}
+
 /// Command number of the auth response datagram.
 pub const AUTH_COMMAND: u32 = 200;
 

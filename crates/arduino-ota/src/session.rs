@@ -59,6 +59,39 @@ pub enum SessionEnd<A> {
     },
 }
 
+impl<A: fmt::Display> fmt::Display for SessionEnd<A> {
+    /// One line for a log: `update ok: 605776-byte app image from
+    /// 192.168.1.10:40000 in 1.52 s, md5 ...`, `update failed after 4096 of 605776
+    /// bytes: ...`, `authentication failed from ...`, `answered a probe from ...`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionEnd::Updated {
+                kind,
+                size,
+                md5,
+                peer,
+                duration,
+            } => write!(
+                f,
+                "update ok: {size}-byte {kind} image from {peer} in {:.2} s, md5 {md5}",
+                duration.as_secs_f64()
+            ),
+            SessionEnd::Failed {
+                kind,
+                size,
+                received,
+                reason,
+                ..
+            } => write!(
+                f,
+                "{kind} update failed after {received} of {size} bytes: {reason}"
+            ),
+            SessionEnd::AuthFailed { peer } => write!(f, "authentication failed from {peer}"),
+            SessionEnd::Probe { peer } => write!(f, "answered a probe from {peer}"),
+        }
+    }
+}
+
 #[cfg(feature = "serde")]
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
