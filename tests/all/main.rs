@@ -6,6 +6,7 @@ mod support;
 mod discover;
 mod emulator;
 mod faults;
+mod firmware;
 mod fleet;
 mod main_job;
 mod newcomer;

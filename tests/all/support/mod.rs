@@ -182,7 +182,12 @@ pub fn spawn_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
 }
 
 /// Wait for a spawned command (watchdog: kill and fail after `WATCHDOG`).
-pub fn finish(mut child: Child) -> Run {
+pub fn finish(child: Child) -> Run {
+    finish_within(child, WATCHDOG)
+}
+
+/// Wait for a spawned command for at most `limit` (a hang guard).
+pub fn finish_within(mut child: Child, limit: Duration) -> Run {
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let out_t = thread::spawn(move || {
@@ -195,13 +200,13 @@ pub fn finish(mut child: Child) -> Run {
         let _ = err.read_to_string(&mut s);
         s
     });
-    let status = match child.wait_timeout(WATCHDOG).unwrap() {
+    let status = match child.wait_timeout(limit).unwrap() {
         Some(s) => s,
         None => {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "cargo-ota hung for {WATCHDOG:?}; stderr:\n{}",
+                "cargo-ota hung for {limit:?}; stderr:\n{}",
                 err_t.join().unwrap()
             );
         }
