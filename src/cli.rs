@@ -1,6 +1,7 @@
 //! The command line (clap derive). Option names follow cargo and cargo-espflash;
 //! the README maps espota.py's options onto them.
 
+use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -214,7 +215,7 @@ pub struct DevicesArgs {
     #[arg(long, value_name = "HOST", env = "CARGO_OTA_HOST")]
     pub host: Option<String>,
     /// The device's OTA UDP port [default: config `port`, else 3232; ESP8266: 8266].
-    #[arg(long, value_name = "PORT", env = "CARGO_OTA_PORT")]
+    #[arg(long, value_name = "PORT", env = "CARGO_OTA_PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// A configured device or group (repeatable).
     #[arg(short = 'd', long = "device", value_name = "NAME")]
@@ -281,7 +282,7 @@ pub struct AuthArgs {
 #[command(next_help_heading = "Session")]
 pub struct SessionArgs {
     /// Sessions at once when updating several devices [default: all, at most 16].
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub jobs: Option<usize>,
     /// After the update, wait for each device to reboot and answer again [config:
     /// verify = true].
@@ -312,6 +313,11 @@ pub struct UploadArgs {
     /// false].
     #[arg(long)]
     pub allow_no_ota: bool,
+    /// The device's OTA slot size (e.g. 0x180000, 1536k, 1.5m): a larger image is
+    /// refused before any traffic [default: the smallest ota_N slot of the config's
+    /// `partition-table`, if any].
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub partition_size: Option<u32>,
     #[command(flatten)]
     pub devices: DevicesArgs,
     #[command(flatten)]
@@ -417,8 +423,8 @@ pub struct DemoArgs {
     /// Which core the emulated device behaves like.
     #[arg(long, value_enum, default_value_t = FlavorArg::Esp32)]
     pub flavor: FlavorArg,
-    /// Size of the sample image in KiB.
-    #[arg(long, default_value_t = 512, value_name = "KIB")]
+    /// Size of the sample image in KiB (4 to 1400: the demo's OTA slots hold 1.5 MiB).
+    #[arg(long, default_value_t = 512, value_name = "KIB", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(4..=1400))]
     pub size_kib: usize,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -478,6 +484,63 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
         return Err(bad());
     }
     Ok(value as u32)
+}
+
+/// The environment variables behind options.
+const ENV_OPTIONS: &[(&str, &str)] = &[
+    ("--port", "CARGO_OTA_PORT"),
+    ("--host-port", "CARGO_OTA_HOST_PORT"),
+    ("--host-ip", "CARGO_OTA_HOST_IP"),
+    ("--host", "CARGO_OTA_HOST"),
+];
+
+/// Parse the command line. A bad value that came from an environment variable
+/// (clap only names the option) is reported with the variable's name.
+pub fn parse(args: Vec<std::ffi::OsString>) -> Cli {
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            if let Some(text) = env_culprit(&e, &args) {
+                let _ = writeln!(std::io::stderr(), "{text}");
+                std::process::exit(crate::error::exit::USAGE);
+            }
+            e.exit()
+        }
+    }
+}
+
+fn env_culprit(e: &clap::Error, args: &[std::ffi::OsString]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        e.get(ContextKind::InvalidArg),
+        e.get(ContextKind::InvalidValue),
+    ) else {
+        return None;
+    };
+    let option = arg.split(' ').next()?;
+    let (_, var) = ENV_OPTIONS.iter().find(|(o, _)| *o == option)?;
+    let given = args.iter().any(|a| {
+        a.to_str()
+            .is_some_and(|a| a == option || a.starts_with(&format!("{option}=")))
+    });
+    if given || std::env::var(var).ok().as_deref() != Some(value.as_str()) {
+        return None;
+    }
+    let rendered = e.to_string();
+    let reason = rendered
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit_once("': "))
+        .map_or("not a valid value", |(_, r)| r);
+    Some(format!(
+        "error: the environment variable {var} is `{value}`, which is not a valid {option}: {reason}\n  help: fix or unset {var}"
+    ))
 }
 
 #[cfg(test)]

@@ -34,18 +34,26 @@ pub enum UploadError {
         source: io::Error,
     },
 
-    #[error("no answer from {device} after {attempts} invitation(s) over {secs:.1} s")]
+    #[error("{}", no_answer_text(device, *attempts, *secs, *unreachable))]
     NoAnswer {
         device: SocketAddr,
         attempts: u32,
         secs: f64,
+        /// The host answered "port unreachable" (ICMP): nothing listens there.
+        unreachable: bool,
     },
 
     #[error("{device} asks for a password, but none is set")]
     PasswordRequired { device: SocketAddr, env: String },
 
-    #[error("authentication failed at {device}: wrong password ({tried})")]
-    AuthFailed { device: SocketAddr, tried: String },
+    #[error(
+        "authentication failed at {device}: wrong password (tried {})",
+        describe_schemes(tried)
+    )]
+    AuthFailed {
+        device: SocketAddr,
+        tried: Vec<AuthScheme>,
+    },
 
     #[error("cannot authenticate with {device}: {detail}")]
     AuthMismatch { device: SocketAddr, detail: String },
@@ -60,6 +68,9 @@ pub enum UploadError {
         device: SocketAddr,
         listen: SocketAddr,
         secs: f64,
+        /// Bytes of the image sent for: an ESP32 is silent in the same way when
+        /// the image does not fit its OTA partition.
+        size: u64,
     },
 
     #[error(
@@ -136,6 +147,18 @@ impl UploadError {
                     return None;
                 }
             }
+            UploadError::NoAnswer {
+                device,
+                unreachable: true,
+                ..
+            } => format!(
+                "is the OTA responder running, and on this port? (ESP32: 3232, ESP8266: 8266; set it with --port{})",
+                if device.ip().is_loopback() {
+                    "; on this host: is `cargo ota emulate` started?"
+                } else {
+                    ""
+                }
+            ),
             UploadError::NoAnswer { device, .. } => format!(
                 "check that the device is powered, on the network and running an OTA responder on UDP port {} (ESP32: 3232, ESP8266: 8266; set it with --port); a sketch that blocks its loop answers late: raise --timeout or --retries",
                 device.port()
@@ -143,8 +166,13 @@ impl UploadError {
             UploadError::PasswordRequired { env, .. } => format!(
                 "set the environment variable {env} to the device's OTA password (or name another variable with --password-env)"
             ),
-            UploadError::AuthFailed { .. } => {
+            UploadError::AuthFailed { tried, .. }
+                if tried.len() == 1 && tried[0] == AuthScheme::Sha256 =>
+            {
                 "check the password; a device whose sketch stores an MD5 hash with setPasswordHash needs --auth sha256-md5 or auto".into()
+            }
+            UploadError::AuthFailed { .. } => {
+                "check the password (from --password, else the variable --password-env or `password-env` names, else CARGO_OTA_PASSWORD)".into()
             }
             UploadError::AuthMismatch { .. } => {
                 "leave out --auth (auto picks the scheme the device offers); --force-auth answers with the --auth scheme anyway".into()
@@ -156,10 +184,23 @@ impl UploadError {
                 "the image is larger than the device's OTA partition".into()
             }
             UploadError::Refused { .. } => return None,
-            UploadError::NoConnectBack { listen, .. } => format!(
-                "the device opens a TCP connection *inbound* to this host at {listen}: allow TCP port {port} in this host's firewall, or pin the port with --host-port {port} (config `host-port`) and open that one; if this host has several interfaces or a VPN, name the one the device can reach with --host-ip. An ESP32 also stays silent when the image is larger than its OTA partition.",
-                port = listen.port()
-            ),
+            UploadError::NoConnectBack { listen, size, .. } => {
+                let firewall = format!(
+                    "the device opens a TCP connection *inbound* to this host at {listen}: allow TCP port {port} in this host's firewall, or pin the port with --host-port {port} (config `host-port`) and open that one; if this host has several interfaces or a VPN, name the one the device can reach with --host-ip",
+                    port = listen.port()
+                );
+                if *size > LIKELY_SLOT {
+                    // Larger than the usual OTA slots: the size is the likelier cause.
+                    format!(
+                        "the image is {} KiB: an ESP32 whose OTA partition is smaller (1 MiB in ESP-IDF's two-OTA table, 1.25 MiB in the Arduino core's default) accepts the invitation and then stays silent. Check the device's partition table (--partition-size, or `partition-table` in the config, checks before uploading). Otherwise {firewall}",
+                        size / 1024
+                    )
+                } else {
+                    format!(
+                        "{firewall}. An ESP32 also stays silent when the image is larger than its OTA partition."
+                    )
+                }
+            }
             UploadError::Stalled { .. } => {
                 "the device stopped taking data: check its Wi-Fi signal, raise --timeout on slow links, and try again".into()
             }
@@ -253,6 +294,21 @@ impl Error {
 }
 
 /// Describe the schemes tried, for messages.
+/// The smallest OTA slot of the stock partition tables (ESP-IDF's two-OTA table).
+const LIKELY_SLOT: u64 = 1024 * 1024;
+
+fn no_answer_text(device: &SocketAddr, attempts: u32, secs: f64, unreachable: bool) -> String {
+    if unreachable {
+        format!(
+            "nothing listens on UDP port {} at {}: it answered \"port unreachable\" to {attempts} invitation(s)",
+            device.port(),
+            device.ip()
+        )
+    } else {
+        format!("no answer from {device} after {attempts} invitation(s) over {secs:.1} s")
+    }
+}
+
 pub fn describe_schemes(schemes: &[AuthScheme]) -> String {
     schemes
         .iter()

@@ -92,9 +92,16 @@ pub fn load_project(opts: &BuildOptions, cwd: &Path) -> Result<Project, Error> {
             cargo_metadata::Error::CargoMetadata { stderr } => stderr.trim().to_string(),
             other => other.to_string(),
         };
+        // Only a missing manifest means "not in a package"; anything else (a TOML
+        // syntax error, a bad key) is for cargo's own words to explain.
+        let hint = if detail.contains("could not find `Cargo.toml`") {
+            "run cargo ota inside a cargo package, or pass --manifest-path"
+        } else {
+            "fix what cargo reports above in the manifest it names"
+        };
         Error::usage(
             format!("cannot read the cargo project: {detail}"),
-            Some("run cargo ota inside a cargo package, or pass --manifest-path".to_string()),
+            Some(hint.to_string()),
         )
     })?;
     let members: Vec<&Package> = metadata.workspace_packages();
@@ -104,9 +111,18 @@ pub fn load_project(opts: &BuildOptions, cwd: &Path) -> Result<Project, Error> {
             .iter()
             .find(|p| p.name.as_str() == name)
             .ok_or_else(|| {
+                // espota's -p is the port; cargo's (and ours) is the package.
+                let hint = if !name.is_empty() && name.chars().all(|c| c.is_ascii_digit()) {
+                    format!(
+                        "did you mean --port {name}? -p is --package, as in cargo (packages: {})",
+                        names.join(", ")
+                    )
+                } else {
+                    format!("packages: {}", names.join(", "))
+                };
                 Error::usage(
                     format!("package `{name}` is not in this workspace"),
-                    Some(format!("packages: {}", names.join(", "))),
+                    Some(hint),
                 )
             })?
     } else {

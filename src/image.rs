@@ -282,17 +282,47 @@ pub fn resolve_chip(elf: &[u8], arch: Arch, opts: &ImageOptions) -> Result<Chip,
     Ok(chip)
 }
 
+/// esp-idf-part's CSV errors, in words: `line N: what is wrong` (it speaks of
+/// "records" and internal struct names).
+fn describe_table_error(e: &str) -> String {
+    let e = e.strip_prefix("CSV deserialize error: ").unwrap_or(e);
+    let line = e
+        .split_once("line: ")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .filter(|n| !n.is_empty());
+    let reason = e.rsplit_once("): ").map_or(e, |(_, r)| r);
+    let reason = if reason.contains("expected struct") {
+        let fields = reason
+            .split_once("invalid length ")
+            .and_then(|(_, r)| r.split(',').next())
+            .unwrap_or("?");
+        format!("{fields} field(s) where a partition needs name, type, subtype, offset and size")
+    } else {
+        reason.to_string()
+    };
+    match line {
+        Some(n) => format!("line {n}: {reason}"),
+        None => reason,
+    }
+}
+
 /// Read the partition table and pick the slot to check against.
-fn pick_slot(
+pub fn pick_slot(
     path: &Path,
     target: Option<&str>,
     warn: &mut dyn FnMut(String),
 ) -> Result<SlotCheck, Error> {
     let data = std::fs::read(path).map_err(|e| Error::read_file(path, &e))?;
     let table = PartitionTable::try_from(data).map_err(|e| {
-        Error::image(
-            format!("cannot read the partition table `{}`: {e}", path.display()),
-            Some("give an ESP-IDF partition table, as CSV or binary".to_string()),
+        Error::usage(
+            format!(
+                "cannot read the partition table `{}`: {}",
+                path.display(),
+                describe_table_error(&e.to_string())
+            ),
+            Some(
+                "give an ESP-IDF partition table: CSV lines `name, type, subtype, offset, size[, flags]` (e.g. `ota_0, app, ota_0, 0x10000, 0x180000`), or its binary form".to_string(),
+            ),
         )
     })?;
     let ota: Vec<_> = table

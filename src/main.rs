@@ -1,12 +1,10 @@
-use clap::Parser;
-
 fn main() {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // `cargo ota ...` runs `cargo-ota ota ...`.
     if args.get(1).is_some_and(|a| a == "ota") {
         args.remove(1);
     }
-    let cli = cargo_ota::cli::Cli::parse_from(args);
+    let cli = cargo_ota::cli::parse(args);
     cargo_ota::commands::install_interrupt_handler();
     std::process::exit(cargo_ota::commands::run(cli));
 }

@@ -12,7 +12,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::error::{UploadError, describe_schemes};
+use crate::error::UploadError;
 use arduino_ota::auth::{SchemeMismatch, auth_datagram};
 use arduino_ota::reply::parse_udp_reply;
 use arduino_ota::{
@@ -146,6 +146,8 @@ const SEND_BUFFER: usize = 16 * 1024;
 
 enum Msg {
     Udp(Vec<u8>),
+    /// The device's host answered an invitation with "port unreachable".
+    Unreachable,
     Conn(TcpStream, SocketAddr),
     Rejected(SocketAddr),
 }
@@ -240,7 +242,12 @@ fn spawn_helpers(
                         }
                     }
                     Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                    // ICMP "port unreachable" from an earlier send, or similar.
+                    // ICMP "port unreachable" in answer to a send: nothing listens.
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                        if udp_tx.send(Msg::Unreachable).is_err() {
+                            break;
+                        }
+                    }
                     Err(_) => {}
                 }
             }
@@ -348,7 +355,7 @@ pub fn upload(
     let stream = handshake(device, &udp, &rx, &invitation, opts, on_event, started)?;
     let stream = match stream {
         Some(s) => s,
-        None => wait_for_connection(device, listen, &rx, opts, on_event)?,
+        None => wait_for_connection(device, listen, image.len() as u64, &rx, opts, on_event)?,
     };
     let transfer_start = Instant::now();
     transfer(device, stream, image, opts, on_event)?;
@@ -379,6 +386,9 @@ fn handshake(
     let mut tried: Vec<AuthScheme> = Vec::new();
     // A fallback scheme gets a fresh invitation that does not count as a retry.
     let mut free_invitation = false;
+    // "Port unreachable" answers: one can be a device still booting; two in a row
+    // mean nothing listens there.
+    let mut unreachable = 0;
 
     loop {
         if !std::mem::take(&mut free_invitation) {
@@ -387,6 +397,7 @@ fn handshake(
                     device,
                     attempts,
                     secs: started.elapsed().as_secs_f64(),
+                    unreachable: false,
                 });
             }
             attempt += 1;
@@ -406,6 +417,17 @@ fn handshake(
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             match msg {
+                Msg::Unreachable => {
+                    unreachable += 1;
+                    if unreachable >= 2 {
+                        return Err(UploadError::NoAnswer {
+                            device,
+                            attempts: attempt,
+                            secs: started.elapsed().as_secs_f64(),
+                            unreachable: true,
+                        });
+                    }
+                }
                 Msg::Rejected(peer) => on_event(Event::RejectedPeer { peer }),
                 Msg::Conn(stream, peer) => {
                     if is_stale(&stream) {
@@ -479,10 +501,7 @@ fn handshake(
                                 break;
                             }
                             None => {
-                                return Err(UploadError::AuthFailed {
-                                    device,
-                                    tried: describe_schemes(&tried),
-                                });
+                                return Err(UploadError::AuthFailed { device, tried });
                             }
                         }
                     }
@@ -533,6 +552,7 @@ fn mismatch_text(m: SchemeMismatch, mode: AuthMode) -> String {
 fn wait_for_connection(
     device: SocketAddr,
     listen: SocketAddr,
+    size: u64,
     rx: &Receiver<Msg>,
     opts: &UploadOptions,
     on_event: &mut dyn FnMut(Event),
@@ -550,12 +570,13 @@ fn wait_for_connection(
                 return Ok(stream);
             }
             Ok(Msg::Rejected(peer)) => on_event(Event::RejectedPeer { peer }),
-            Ok(Msg::Udp(_)) => {} // duplicate replies
+            Ok(Msg::Udp(_) | Msg::Unreachable) => {} // duplicate replies, stale errors
             Err(_) => {
                 return Err(UploadError::NoConnectBack {
                     device,
                     listen,
                     secs: start.elapsed().as_secs_f64(),
+                    size,
                 });
             }
         }

@@ -466,6 +466,34 @@ pub fn upload_command(rep: &Reporter, args: &UploadArgs) -> Result<(), Error> {
     let what = args.file.display().to_string();
     if kind == Command::Flash {
         ota_guard(rep, &ctx, &image, &format!("`{what}`"), args.allow_no_ota)?;
+        // An image larger than the device's slot: an ESP32 would accept the
+        // invitation and stay silent. Refuse it here when the slot is known.
+        let slot = match (args.partition_size, &ctx.config.settings.partition_table) {
+            (Some(size), _) => Some((size, "--partition-size".to_string())),
+            (None, Some(table)) => {
+                let check = image::pick_slot(
+                    table,
+                    ctx.config.settings.target_app_partition.as_deref(),
+                    &mut |w| rep.warn(w),
+                )?;
+                Some((
+                    check.partition_size,
+                    format!("OTA slot `{}` of {}", check.partition, table.display()),
+                ))
+            }
+            (None, None) => None,
+        };
+        if let Some((size, from)) = slot
+            && image.len() as u64 > u64::from(size)
+        {
+            return Err(Error::image(
+                format!(
+                    "`{what}` is {} bytes but the device's OTA slot holds {size} bytes ({from}): the device would accept the update and never connect back",
+                    image.len()
+                ),
+                Some("upload an image that fits, or check the partition table the device was flashed with".to_string()),
+            ));
+        }
     }
     upload_all(rep, &ctx, &args.session, &planned, &what, &image)
 }

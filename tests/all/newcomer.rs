@@ -223,3 +223,202 @@ fn build_output_has_no_colour_when_piped() {
     r.assert_code(4).assert_stderr("unused");
     assert!(r.stderr.contains('\x1b'), "{}", r.stderr);
 }
+
+// --- option edge cases ----------------------------------------------------------
+
+#[test]
+fn port_zero_and_jobs_zero_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "app.bin", &image(4_000));
+    let file = file.to_str().unwrap();
+    crate::support::run(&["upload", file, "--host", "127.0.0.1", "--port", "0"], &[])
+        .assert_code(2)
+        .assert_stderr("--port");
+    crate::support::run(
+        &[
+            "upload",
+            file,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "3232",
+            "--jobs",
+            "0",
+        ],
+        &[],
+    )
+    .assert_code(2)
+    .assert_stderr("--jobs");
+}
+
+#[test]
+fn a_bad_environment_value_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "app.bin", &image(4_000));
+    let file = file.to_str().unwrap();
+    for (var, value) in [
+        ("CARGO_OTA_PORT", "abc"),
+        ("CARGO_OTA_PORT", "0"),
+        ("CARGO_OTA_HOST_PORT", "99999"),
+        ("CARGO_OTA_HOST_IP", "not-an-ip"),
+    ] {
+        crate::support::run(&["upload", file, "--host", "127.0.0.1"], &[(var, value)])
+            .assert_code(2)
+            .assert_stderr(var)
+            .assert_stderr(value);
+    }
+}
+
+#[test]
+fn dash_p_with_a_port_suggests_port() {
+    let f = crate::support::fixture::Fixture::package("fw", "");
+    let cargo = crate::support::fixture::real_cargo();
+    crate::support::run_in(
+        f.root(),
+        &["-p", "3232", "--host", "127.0.0.1"],
+        &[("CARGO", cargo.as_str())],
+    )
+    .assert_code(2)
+    .assert_stderr("did you mean --port 3232");
+}
+
+#[test]
+fn a_toml_syntax_error_says_so() {
+    let f = crate::support::fixture::Fixture::new();
+    f.write(
+        "Cargo.toml",
+        "[package]\nname = \"fw\"\nversion = \"0.1.0\nedition = \"2021\"\n",
+    );
+    f.write("src/main.rs", "fn main() {}\n");
+    let cargo = crate::support::fixture::real_cargo();
+    let r = crate::support::run_in(
+        f.root(),
+        &["--host", "127.0.0.1"],
+        &[("CARGO", cargo.as_str())],
+    );
+    r.assert_code(2).assert_stderr("Cargo.toml");
+    assert!(
+        !r.stderr.contains("inside a cargo package"),
+        "a syntax error is not a missing package:\n{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_garbage_partition_table_is_named_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let elf = crate::support::sample_elf(
+        dir.path(),
+        "fw.elf",
+        cargo_ota::sample::SampleChip::Esp32c3,
+        20_000,
+    );
+    let csv = write_file(dir.path(), "parts.csv", b"this,is\nnot a partition table\n");
+    let r = crate::support::run_in(
+        dir.path(),
+        &[
+            "image",
+            "--elf",
+            elf.to_str().unwrap(),
+            "--partition-table",
+            csv.to_str().unwrap(),
+        ],
+        &[],
+    );
+    r.assert_code(2).assert_stderr("parts.csv");
+    assert!(
+        !r.stderr.contains("::"),
+        "an internal type name:\n{}",
+        r.stderr
+    );
+}
+
+/// Nothing listens on the port: the ICMP "port unreachable" comes back at once,
+/// so the upload ends quickly with exit 5 and says so (it waited 15 s).
+#[test]
+fn nothing_listening_is_said_at_once() {
+    let free = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port().to_string();
+    drop(free);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "app.bin", &image(4_000));
+    let r = crate::support::run(
+        &[
+            "upload",
+            file.to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--timeout",
+            "5",
+        ],
+        &[],
+    );
+    r.assert_code(5).assert_stderr("nothing listens");
+    assert!(
+        !r.stderr.contains("invitation 3"),
+        "it kept retrying:\n{}",
+        r.stderr
+    );
+}
+
+/// `auto` already tried both PBKDF2 variants: the hint must not suggest them.
+#[test]
+fn wrong_password_hint_after_auto() {
+    let emu = Emu::start(&["--password", "right"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "app.bin", &image(4_000));
+    let r = crate::support::upload_file(&emu, &file, &[], &[("CARGO_OTA_PASSWORD", "wrong")]);
+    r.assert_code(6).assert_stderr("check the password");
+    assert!(!r.stderr.contains("--auth sha256-md5"), "{}", r.stderr);
+}
+
+/// The demo with a size its partition table cannot hold says what the limit is.
+#[test]
+fn demo_size_beyond_its_slots() {
+    let r = crate::support::run(&["demo", "--size-kib", "2000"], &[]);
+    r.assert_code(2).assert_stderr("--size-kib");
+    assert!(!r.stderr.contains("opt-level"), "{}", r.stderr);
+}
+
+// --- an image too big for the device ---------------------------------------------
+
+/// With the slot size known, an image that does not fit is refused before any
+/// traffic (exit 4), not after a 10 s wait for a connection that never comes.
+#[test]
+fn too_big_for_a_known_slot_is_refused_up_front() {
+    let emu = Emu::start(&["--partition-size", "64k"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "app.bin", &image(100_000));
+    crate::support::upload_file(&emu, &file, &["--partition-size", "64k"], &[])
+        .assert_code(4)
+        .assert_stderr("OTA slot holds 65536 bytes");
+    assert!(
+        emu.pending_events().is_empty(),
+        "traffic went to the device"
+    );
+}
+
+/// Slot unknown, image larger than the usual OTA slots, device silent after "OK":
+/// the likely cause (the size) comes first, the firewall second.
+#[test]
+fn too_big_for_the_device_leads_with_the_size() {
+    let emu = Emu::start(&["--partition-size", "1m"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "app.bin", &image(1_200_000));
+    let r = crate::support::upload_file(&emu, &file, &["--timeout", "1"], &[]);
+    r.assert_code(7);
+    let help = r
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("help:"))
+        .expect("a hint");
+    assert!(
+        help.contains("the image is 1171 KiB"),
+        "the size should lead: {help}"
+    );
+    let size_at = help.find("partition").unwrap();
+    let firewall_at = help.find("firewall").unwrap();
+    assert!(size_at < firewall_at, "{help}");
+}
