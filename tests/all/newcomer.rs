@@ -422,3 +422,89 @@ fn too_big_for_the_device_leads_with_the_size() {
     let firewall_at = help.find("firewall").unwrap();
     assert!(size_at < firewall_at, "{help}");
 }
+
+/// On a terminal: a spinner with the handshake step until the device connects
+/// back, then the bar (what the device acknowledged), then a distinct wait for
+/// the verdict; no line wider than 80 columns. Run under `script` for a pty.
+#[test]
+fn terminal_shows_the_phases_within_80_columns() {
+    let has_script = Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_script {
+        crate::support::netns::missing(
+            "terminal_shows_the_phases_within_80_columns",
+            "`script` (util-linux) is not installed",
+        );
+        return;
+    }
+    let emu = Emu::start(&["--link-rtt-ms", "20", "--flash-rate", "300000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "app.bin", &image(300_000));
+    let log = dir.path().join("tty.log");
+    let cmd = format!(
+        "COLUMNS=80 '{BIN}' upload '{}' --host 127.0.0.1 --port {}",
+        file.display(),
+        emu.port()
+    );
+    let child = Command::new("script")
+        .args(["-qfec", &cmd])
+        .arg(&log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    let status = child.wait_timeout(WATCHDOG).unwrap().expect("finished");
+    assert!(status.success());
+    let raw = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+    // What the terminal showed, line by line: escape sequences removed, and
+    // carriage returns (redraws) taken as new lines.
+    let mut shown = Vec::new();
+    for piece in raw.split(['\r', '\n']) {
+        let mut text = String::new();
+        let mut chars = piece.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for d in chars.by_ref() {
+                        if d.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+            } else {
+                text.push(c);
+            }
+        }
+        let text = text.trim_end().to_string();
+        if !text.is_empty() && !text.starts_with("Script ") {
+            shown.push(text);
+        }
+    }
+    let first = |needle: &str| shown.iter().position(|l| l.contains(needle));
+    let connect = first("waiting for the device to connect back").expect("handshake step shown");
+    let bar = first("KiB/").expect("a progress bar");
+    let verdict = first("waiting for its verdict").expect("verdict phase shown");
+    let finished = first("Finished").expect("finished");
+    assert!(
+        connect < bar && bar < verdict && verdict < finished,
+        "{shown:#?}"
+    );
+    assert!(
+        shown[..connect].iter().all(|l| !l.contains('[')),
+        "a bar before the device connected: {shown:#?}"
+    );
+    for l in &shown {
+        if !l.contains("Uploading") && !l.contains("Finished") {
+            assert!(
+                l.chars().count() <= 80,
+                "{} columns: {l}",
+                l.chars().count()
+            );
+        }
+    }
+}
