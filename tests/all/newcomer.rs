@@ -3,16 +3,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use crate::support::{BIN, Emu, WATCHDOG, image, spawn, write_file};
+use crate::support::{BIN, Emu, JsonUpload, WATCHDOG, image, interrupt, write_file};
 use wait_timeout::ChildExt;
-
-fn interrupt(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
 
 /// `cargo ota upload ... 2>&1 | tee log`, and the reader goes away: Ctrl-C still
 /// ends the upload with 130 at once, and the device never gets the image.
@@ -21,34 +13,11 @@ fn ctrl_c_with_a_closed_stderr_pipe() {
     let emu = Emu::start(&["--link-rtt-ms", "50"]);
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "app.bin", &image(2_000_000));
-    let port = emu.port();
-    let mut child = spawn(
-        &[
-            "upload",
-            file.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--message-format",
-            "json",
-        ],
-        &[],
-    );
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("upload-progress") {
-            break;
-        }
-    }
+    let mut up = JsonUpload::start(&emu, &file);
+    up.progress_until(1);
     // The reader of stderr is gone: every write there now fails.
-    drop(child.stderr.take());
-    interrupt(child.id());
-    let status = child
-        .wait_timeout(WATCHDOG)
-        .unwrap()
-        .expect("cargo-ota did not exit on Ctrl-C");
-    assert_eq!(status.code(), Some(130));
+    drop(up.child.stderr.take());
+    assert_eq!(up.interrupt(), Some(130));
     let ev = emu.next_event();
     assert_eq!(ev["event"], "update-failed", "{ev}");
     assert!(emu.written().is_empty());
@@ -104,33 +73,9 @@ fn progress_is_what_the_device_took() {
     let emu = Emu::start(&["--flash-rate", "100000", "--link-rtt-ms", "10"]);
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "app.bin", &image(1_000_000));
-    let port = emu.port();
-    let mut child = spawn(
-        &[
-            "upload",
-            file.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--message-format",
-            "json",
-        ],
-        &[],
-    );
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut last = 0u64;
-    for line in lines.by_ref() {
-        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
-        if v["reason"] == "upload-progress" {
-            last = v["sent"].as_u64().unwrap();
-            if last >= 300_000 {
-                break;
-            }
-        }
-    }
-    interrupt(child.id());
-    child.wait_timeout(WATCHDOG).unwrap().expect("exited");
+    let mut up = JsonUpload::start(&emu, &file);
+    let last = up.progress_until(300_000);
+    up.interrupt();
     let ev = emu.next_event();
     assert_eq!(ev["event"], "update-failed", "{ev}");
     let received = ev["received"].as_u64().unwrap();
@@ -343,16 +288,7 @@ fn nothing_listening_is_said_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "app.bin", &image(4_000));
     let r = crate::support::run(
-        &[
-            "upload",
-            file.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--timeout",
-            "5",
-        ],
+        &crate::support::upload_args(&file, &port, &["--timeout", "5"]),
         &[],
     );
     r.assert_code(5).assert_stderr("nothing listens");

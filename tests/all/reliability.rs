@@ -2,14 +2,13 @@
 //! input, security, the OTA lock-out guard. Each case asserts its exit code and
 //! message, and runs under the watchdog of `support`.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use crate::support::fixture::{fleet_fixture, real_cargo};
-use crate::support::{Emu, Run, WATCHDOG, elf_upload, image, run_in, spawn, write_file};
+use crate::support::{Emu, Run, elf_upload, image, run_in, write_file};
 use cargo_ota::sample::{SampleChip, SampleFirmware};
-use wait_timeout::ChildExt;
 
 const PW: &str = "Rel1able-Secret-42";
 
@@ -99,38 +98,11 @@ fn ctrl_c_during_the_transfer() {
     let emu = Emu::start(&["--link-rtt-ms", "50"]);
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "app.bin", &image(2_000_000));
-    let port = emu.port();
-    let mut child = spawn(
-        &[
-            "upload",
-            file.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--message-format",
-            "json",
-        ],
-        &[],
-    );
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    // Wait until the transfer is under way.
-    for line in lines.by_ref() {
-        if line.unwrap().contains("upload-progress") {
-            break;
-        }
-    }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let code = child
-        .wait_timeout(WATCHDOG)
-        .unwrap()
-        .expect("cargo-ota did not exit on Ctrl-C")
-        .code();
-    assert_eq!(code, Some(130));
+    let mut up = crate::support::JsonUpload::start(&emu, &file);
+    up.progress_until(1);
+    assert_eq!(up.interrupt(), Some(130));
+    let mut child = up.child;
+    let lines = up.lines;
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(
         rest.iter()

@@ -266,17 +266,74 @@ pub fn elf_upload(dir: &Path, emu: &Emu, elf: &Path, extra: &[&str], env: &[(&st
     run_in(dir, &args, env)
 }
 
-/// `cargo ota upload FILE --host 127.0.0.1 --port <emu> EXTRA...`, outside any package.
-pub fn upload_file(emu: &Emu, file: &Path, extra: &[&str], env: &[(&str, &str)]) -> Run {
-    let port = emu.port();
+/// The arguments of `cargo ota upload FILE --host 127.0.0.1 --port PORT EXTRA...`.
+pub fn upload_args<'a>(file: &'a Path, port: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "upload",
         file.to_str().unwrap(),
         "--host",
         "127.0.0.1",
         "--port",
-        &port,
+        port,
     ];
     args.extend_from_slice(extra);
-    run(&args, env)
+    args
+}
+
+/// `cargo ota upload FILE --host 127.0.0.1 --port <emu> EXTRA...`, outside any package.
+pub fn upload_file(emu: &Emu, file: &Path, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let port = emu.port();
+    run(&upload_args(file, &port, extra), env)
+}
+
+/// A running `cargo ota upload FILE --host 127.0.0.1 --port <emu> --message-format
+/// json`, and its JSON lines as they come.
+pub struct JsonUpload {
+    pub child: Child,
+    pub lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl JsonUpload {
+    pub fn start(emu: &Emu, file: &Path) -> JsonUpload {
+        let port = emu.port();
+        let mut child = spawn(
+            &upload_args(file, &port, &["--message-format", "json"]),
+            &[],
+        );
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        JsonUpload { child, lines }
+    }
+
+    /// Read lines until an `upload-progress` with at least `sent` bytes; returns
+    /// the bytes it reports (the transfer is under way).
+    pub fn progress_until(&mut self, sent: u64) -> u64 {
+        for line in self.lines.by_ref() {
+            let line = line.expect("read the upload's stdout");
+            let v: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if v["reason"] == "upload-progress" && v["sent"].as_u64().unwrap() >= sent {
+                return v["sent"].as_u64().unwrap();
+            }
+        }
+        panic!("the upload ended before {sent} bytes of progress");
+    }
+
+    /// Ctrl-C (SIGINT), then wait for the exit code (watchdog).
+    pub fn interrupt(&mut self) -> Option<i32> {
+        interrupt(self.child.id());
+        self.child
+            .wait_timeout(WATCHDOG)
+            .unwrap()
+            .expect("cargo-ota did not exit on Ctrl-C")
+            .code()
+    }
+}
+
+/// Send SIGINT to `pid`, as Ctrl-C does.
+pub fn interrupt(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
