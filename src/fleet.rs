@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::error::UploadError;
 use crate::plan::Planned;
 use crate::report::Reporter;
-use crate::upload::{self, Outcome};
+use crate::session::Outcome;
 
 /// Most sessions at once when `--jobs` is not given.
 pub const MAX_DEFAULT_JOBS: usize = 16;
@@ -71,12 +71,13 @@ pub fn run(
                     if planned.len() > 1 {
                         session = session.in_fleet();
                     }
-                    let result =
-                        upload::upload(&p.target, image, &options, &mut |e| session.event(&e));
+                    let result = crate::session::upload(&p.target, image, &options, &mut |e| {
+                        session.event(&e)
+                    });
                     let back_online = match (&result, verify) {
                         (Ok(outcome), Some(v)) => {
                             session.verifying();
-                            Some(upload::wait_back_online(
+                            Some(crate::session::wait_back_online(
                                 outcome.device,
                                 &options,
                                 v.timeout,

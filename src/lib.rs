@@ -14,4 +14,4 @@ pub mod image;
 pub mod plan;
 pub mod report;
 pub mod sample;
-pub mod upload;
+pub mod session;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::cli::{AuthArgs, DevicesArgs, SessionArgs};
 use crate::config::{Config, Settings};
 use crate::error::Error;
-use crate::upload::{Password, Target, UploadOptions};
+use crate::session::{Password, Target, UploadOptions};
 use arduino_ota::Command;
 
 /// The password variable when none is named.

@@ -9,7 +9,7 @@ use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, Prog
 use serde_json::{Value, json};
 
 use crate::error::{Error, UploadError};
-use crate::upload::{Event, Outcome, Target};
+use crate::session::{Event, Outcome, Target};
 use arduino_ota::Command;
 
 /// How results are printed.

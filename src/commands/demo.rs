@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::image::ImageOptions;
 use crate::report::Reporter;
 use crate::sample::{self, SampleChip, SampleFirmware};
-use crate::upload::{Password, Target, UploadOptions};
+use crate::session::{Password, Target, UploadOptions};
 
 /// Removes the demo's scratch directory however the demo ends.
 struct ScratchDir(PathBuf);

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::cli::{Cli, Commands};
 use crate::error::{Error, exit};
 use crate::report::Reporter;
-use crate::upload::{self, Target, UploadOptions};
+use crate::session::{Target, UploadOptions};
 use arduino_ota::Command;
 use arduino_ota::appimage;
 
@@ -144,9 +144,9 @@ pub fn upload_one(
     what: &str,
     image: &[u8],
     opts: &UploadOptions,
-) -> Result<upload::Outcome, Error> {
+) -> Result<crate::session::Outcome, Error> {
     let mut session = rep.session(target, what, image, opts.command);
-    let result = upload::upload(target, image, opts, &mut |e| session.event(&e));
+    let result = crate::session::upload(target, image, opts, &mut |e| session.event(&e));
     match result {
         Ok(outcome) => {
             session.finished(&outcome, None);
