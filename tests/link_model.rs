@@ -11,7 +11,7 @@ use std::time::Duration;
 use arduino_ota::md5_hex;
 use arduino_ota::net::SessionEnd;
 use cargo_ota::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor, LinkModel};
-use cargo_ota::upload::{Target, UploadOptions, upload};
+use cargo_ota::session::{Target, UploadOptions, upload};
 
 fn emulator(link: LinkModel) -> (SocketAddr, std::sync::mpsc::Receiver<EmulatorEvent>) {
     let mut cfg = EmulatorConfig::new(Flavor::Esp32);

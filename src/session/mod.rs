@@ -643,7 +643,7 @@ impl Session {
             }
             Phase::Transferring => {
                 let silent = now.saturating_duration_since(self.last_life);
-                if silent > self.stall_limit() {
+                if silent >= self.stall_limit() {
                     self.fail(UploadError::Stalled {
                         device: self.device,
                         sent: self.acked,

@@ -10,6 +10,7 @@ mod firmware;
 mod fleet;
 mod main_job;
 mod newcomer;
+mod pair;
 mod parsers_prop;
 mod reliability;
 mod session;

@@ -9,7 +9,7 @@ use arduino_ota::Command;
 use arduino_ota::net::SessionEnd;
 use cargo_ota::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor};
 use cargo_ota::error::UploadError;
-use cargo_ota::upload::{Event, Password, Target, UploadOptions, upload};
+use cargo_ota::session::{Event, Password, Target, UploadOptions, upload};
 
 fn start(cfg: EmulatorConfig) -> (SocketAddr, Receiver<EmulatorEvent>) {
     Emulator::bind(cfg).unwrap().spawn().unwrap()
