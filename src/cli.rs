@@ -368,6 +368,13 @@ pub struct EmulateArgs {
     /// ESP32 receive timeout in ms (ArduinoOTA.setTimeout).
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub rx_timeout_ms: u64,
+    /// ESP8266: the pause before its final "OK" and again before it closes, in ms.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub ok_spacing_ms: u64,
+    /// Seed of the random datagram loss (`--fault udp-loss=PCT`) [default: random,
+    /// printed on stderr]: the same seed loses the same datagrams.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
     /// Link model: round-trip time in ms.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub link_rtt_ms: u64,

@@ -77,6 +77,20 @@ pub fn emulate_command(args: &EmulateArgs) -> Result<(), Error> {
     };
     cfg.faults = Faults::from_specs(&args.faults).map_err(|e| Error::usage(e, None))?;
     cfg.reboot = Duration::from_millis(args.reboot_ms);
+    cfg.ok_spacing = Duration::from_millis(args.ok_spacing_ms);
+    cfg.seed = args.seed.unwrap_or_else(|| {
+        let mut seed = [0u8; 8];
+        let _ = getrandom::fill(&mut seed);
+        u64::from_le_bytes(seed)
+    });
+    if cfg.faults.udp_loss_pct > 0 && !args.quiet {
+        let _ = writeln!(
+            std::io::stderr(),
+            "datagram loss seed {} (--seed {} repeats it)",
+            cfg.seed,
+            cfg.seed
+        );
+    }
 
     let emulator = Emulator::bind(cfg.clone()).map_err(|e| {
         Error::usage(

@@ -44,14 +44,12 @@ impl LinkModel {
     }
 }
 
-/// A small PRNG for loss faults (seeded from the OS).
+/// A small PRNG for loss faults (xorshift): a seed gives one loss pattern.
 struct Rng(u64);
 
 impl Rng {
-    fn new() -> Self {
-        let mut seed = [0u8; 8];
-        let _ = getrandom::fill(&mut seed);
-        Rng(u64::from_le_bytes(seed) | 1)
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
 
     fn next(&mut self) -> u64 {
@@ -92,7 +90,13 @@ pub struct EmulatedNetwork {
 }
 
 impl EmulatedNetwork {
-    pub fn new(inner: UdpNetwork, faults: Faults, link: LinkModel, nodelay: bool) -> Self {
+    pub fn new(
+        inner: UdpNetwork,
+        faults: Faults,
+        link: LinkModel,
+        nodelay: bool,
+        seed: u64,
+    ) -> Self {
         EmulatedNetwork {
             inner,
             drop_invitations_left: faults.drop_invitations,
@@ -101,7 +105,7 @@ impl EmulatedNetwork {
             faults,
             link,
             nodelay,
-            rng: Rng::new(),
+            rng: Rng::new(seed),
             last_size: 0,
             silenced: false,
         }

@@ -93,6 +93,10 @@ pub struct EmulatorConfig {
     pub faults: Faults,
     /// After a successful update the device reboots: silent this long.
     pub reboot: Duration,
+    /// ESP8266's pause before its final "OK" and before it closes.
+    pub ok_spacing: Duration,
+    /// Seed of the datagram-loss fault's random choices.
+    pub seed: u64,
 }
 
 impl EmulatorConfig {
@@ -111,6 +115,8 @@ impl EmulatorConfig {
             link: LinkModel::default(),
             faults: Faults::default(),
             reboot: Duration::ZERO,
+            ok_spacing: Flavor::Esp8266.profile().ok_spacing,
+            seed: 1,
         }
     }
 
@@ -119,6 +125,9 @@ impl EmulatorConfig {
         let mut profile = self.flavor.profile();
         if profile.rx_timeout.is_some() {
             profile.rx_timeout = Some(self.rx_timeout);
+        }
+        if !profile.ok_spacing.is_zero() {
+            profile.ok_spacing = self.ok_spacing;
         }
         if self.faults.glue_ok {
             profile.ok_spacing = Duration::ZERO;
@@ -219,6 +228,7 @@ impl Emulator {
             config.faults.clone(),
             config.link,
             !config.flavor.is_esp32(),
+            config.seed,
         );
         let device = Device::new(net, config.responder(), |buf: &mut [u8]| {
             let _ = getrandom::fill(buf);

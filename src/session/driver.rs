@@ -177,7 +177,7 @@ pub fn upload(
     opts: &UploadOptions,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Outcome, UploadError> {
-    let device = resolve(&target.host, target.port)?;
+    let device = resolve(&target.host, target.port, opts.timeout)?;
     let local_ip = opts
         .host_ip
         .or_else(|| route_to(device))

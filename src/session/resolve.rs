@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use crate::error::UploadError;
 
-/// How long a `.local` name may take over mDNS.
-const MDNS_RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest a `.local` name may take over mDNS (less with a shorter --timeout).
+pub const MDNS_RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Resolve `host:port`, preferring IPv4 (what the cores speak). A `.local` name
 /// the system resolver does not know is asked for over mDNS.
-pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, UploadError> {
+pub fn resolve(host: &str, port: u16, mdns_wait: Duration) -> Result<SocketAddr, UploadError> {
     let system = (host, port).to_socket_addrs();
     let addrs: Vec<SocketAddr> = match system {
         Ok(a) => a.collect(),
@@ -18,7 +18,7 @@ pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, UploadError> {
             let local = host.trim_end_matches('.').to_ascii_lowercase();
             match local
                 .ends_with(".local")
-                .then(|| crate::discover::resolve_local(host, MDNS_RESOLVE_TIMEOUT))
+                .then(|| crate::discover::resolve_local(host, mdns_wait.min(MDNS_RESOLVE_TIMEOUT)))
                 .flatten()
             {
                 Some(ip) => vec![SocketAddr::new(ip, port)],

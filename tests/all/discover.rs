@@ -27,7 +27,7 @@ exec 3<e1 4<e2
 read a1 <&3
 read a2 <&4
 echo "{{\"reason\":\"emulators\",\"bench\":\"$a1\",\"shelf\":\"$a2\"}}"
-'{BIN}' discover --timeout 3 --message-format json
+'{BIN}' discover --timeout 1 --message-format json
 CARGO_OTA_PASSWORD=pw '{BIN}' upload '{app}' --host bench-1.local --port "${{a1#*:}}" --message-format json
 "#,
         app = app.display()
@@ -94,7 +94,7 @@ fn unresolvable(test: &str, host: &str) -> Option<crate::support::Run> {
         &cargo_ota::sample::sample_esp32c3(4_000),
     );
     let r = in_namespace(&format!(
-        "'{BIN}' upload '{}' --host {host}\n",
+        "'{BIN}' upload '{}' --host {host} --timeout 1\n",
         app.display()
     ));
     r.assert_code(2)

@@ -162,25 +162,41 @@ fn the_password_never_appears_in_any_output() {
     let data = image(20_000);
     let env = [("CARGO_OTA_PASSWORD", PW)];
     let flag = ["--password", PW];
-    let mut runs = Vec::new();
-    for emu in [&good, &md5, &silent, &corrupt] {
-        for format in ["human", "json"] {
-            let base = ["--message-format", format, "-v", "--timeout", "1"];
-            runs.push(upload(emu, &data, &base, &env));
-            let mut with_flag = base.to_vec();
-            with_flag.extend(flag);
-            runs.push(upload(emu, &data, &with_flag, &[]));
-            runs.push(upload(
-                emu,
-                &data,
-                &base,
-                &[("CARGO_OTA_PASSWORD", "wrong-one")],
-            ));
-            let mut md5_on = base.to_vec();
-            md5_on.extend(["--auth", "md5"]);
-            runs.push(upload(emu, &data, &md5_on, &env));
-        }
-    }
+    // Each emulator takes one session at a time: its runs go in turn, the
+    // emulators side by side.
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "app.bin", &data);
+    let file = file.as_path();
+    let runs: Vec<Run> = std::thread::scope(|scope| {
+        let handles: Vec<_> = [&good, &md5, &silent, &corrupt]
+            .into_iter()
+            .map(|emu| {
+                let port = emu.port();
+                scope.spawn(move || {
+                    let up = |extra: &[&str], env: &[(&str, &str)]| {
+                        crate::support::run(&crate::support::upload_args(file, &port, extra), env)
+                    };
+                    let mut runs = Vec::new();
+                    for format in ["human", "json"] {
+                        let base = ["--message-format", format, "-v", "--timeout", "1"];
+                        runs.push(up(&base, &env));
+                        let mut with_flag = base.to_vec();
+                        with_flag.extend(flag);
+                        runs.push(up(&with_flag, &[]));
+                        runs.push(up(&base, &[("CARGO_OTA_PASSWORD", "wrong-one")]));
+                        let mut md5_on = base.to_vec();
+                        md5_on.extend(["--auth", "md5"]);
+                        runs.push(up(&md5_on, &env));
+                    }
+                    runs
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a run panicked"))
+            .collect()
+    });
     let codes: Vec<i32> = runs.iter().map(|r| r.code).collect();
     for expected in [0, 6, 7, 9] {
         assert!(

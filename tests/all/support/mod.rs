@@ -34,6 +34,15 @@ impl Emu {
     /// Start an emulator on 127.0.0.1, any free port, writing images to a temp dir.
     pub fn start(args: &[&str]) -> Emu {
         let out = tempfile::tempdir().unwrap();
+        // An ESP8266's 1 s pauses around its final OK are a fidelity the pair
+        // tests check; here they only cost time. Loss faults get a fixed seed.
+        let mut defaults = Vec::new();
+        if !args.contains(&"--ok-spacing-ms") {
+            defaults.extend(["--ok-spacing-ms", "50"]);
+        }
+        if !args.contains(&"--seed") {
+            defaults.extend(["--seed", "7"]);
+        }
         let mut child = Command::new(BIN)
             .args([
                 "emulate",
@@ -45,6 +54,7 @@ impl Emu {
                 "--out",
             ])
             .arg(out.path())
+            .args(&defaults)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
