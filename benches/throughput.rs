@@ -17,7 +17,7 @@ use cargo_ota::image::{ImageOptions, convert};
 use cargo_ota::plan::Planned;
 use cargo_ota::report::{MessageFormat, Reporter};
 use cargo_ota::sample::{self, SampleChip, SampleFirmware};
-use cargo_ota::upload::{Target, UploadOptions, upload};
+use cargo_ota::session::{Target, UploadOptions, upload};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cargo-ota");

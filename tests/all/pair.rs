@@ -19,6 +19,21 @@ use cargo_ota::error::UploadError;
 use cargo_ota::session::{Event, Outcome, Password, Session, UploadOptions};
 
 const HOST: u8 = 1;
+/// The device's and this host's addresses in the simulation (documentation range).
+const DEVICE: &str = "192.0.2.2:3232";
+const LISTEN: &str = "192.0.2.1:40000";
+
+/// A bare session to `DEVICE`, for the cases that need no device behind it.
+fn bare_session(t0: Instant) -> Session {
+    Session::new(
+        DEVICE.parse().unwrap(),
+        LISTEN.parse().unwrap(),
+        &image(4_000),
+        opts(None),
+        Box::new(|_| {}),
+        t0,
+    )
+}
 
 /// The device's sink: a file sink (kept in memory) checking app images as the
 /// bootloader would, shared across sessions, with the `error-at-end` fault.
@@ -159,8 +174,8 @@ impl Sim {
         if let Some(pw) = password {
             config = config.with_password(pw);
         }
-        let device: SocketAddr = "192.0.2.2:3232".parse().unwrap();
-        let listen: SocketAddr = "192.0.2.1:40000".parse().unwrap();
+        let device: SocketAddr = DEVICE.parse().unwrap();
+        let listen: SocketAddr = LISTEN.parse().unwrap();
         let mut seed_state = seed | 1;
         let random = Box::new(move |buf: &mut [u8]| {
             for b in buf {
@@ -853,7 +868,6 @@ fn authentication_cases() {
 #[test]
 fn a_sha_device_with_an_md5_stored_hash_needs_the_fallback() {
     let data = image(10_000);
-    let start = Instant::now();
     let config =
         ResponderConfig::new(Profile::ESP32).with_password_hash(&arduino_ota::md5_hex(b"pw"));
     let mut sim = Sim::new(Profile::ESP32, None, opts(Some("pw")), &data);
@@ -865,22 +879,12 @@ fn a_sha_device_with_an_md5_stored_hash_needs_the_fallback() {
             .any(|e| matches!(e, Event::AuthFallback { .. })),
         "no fallback"
     );
-    let _ = start;
 }
 
 #[test]
 fn two_port_unreachable_answers_end_it_quickly() {
-    let device: SocketAddr = "192.0.2.2:3232".parse().unwrap();
-    let listen: SocketAddr = "192.0.2.1:40000".parse().unwrap();
     let t0 = Instant::now();
-    let mut s = Session::new(
-        device,
-        listen,
-        &image(4_000),
-        opts(None),
-        Box::new(|_| {}),
-        t0,
-    );
+    let mut s = bare_session(t0);
     s.handle_unreachable(t0 + Duration::from_millis(1));
     assert!(!s.is_done(), "one can be a device still booting");
     s.handle_timeout(t0 + Duration::from_millis(500));
@@ -897,17 +901,8 @@ fn two_port_unreachable_answers_end_it_quickly() {
 
 #[test]
 fn a_stale_connection_is_discarded() {
-    let device: SocketAddr = "192.0.2.2:3232".parse().unwrap();
-    let listen: SocketAddr = "192.0.2.1:40000".parse().unwrap();
     let t0 = Instant::now();
-    let mut s = Session::new(
-        device,
-        listen,
-        &image(4_000),
-        opts(None),
-        Box::new(|_| {}),
-        t0,
-    );
+    let mut s = bare_session(t0);
     assert!(!s.handle_connection(t0, "192.0.2.2:50000".parse().unwrap(), true));
     assert!(s.handle_connection(t0, "192.0.2.2:50001".parse().unwrap(), false));
     let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
