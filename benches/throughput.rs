@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use arduino_ota::md5_hex;
 use cargo_ota::fleet;
 use cargo_ota::image::{ImageOptions, convert};
-use cargo_ota::plan::Planned;
 use cargo_ota::report::{MessageFormat, Reporter};
 use cargo_ota::sample::{self, SampleChip, SampleFirmware};
 use cargo_ota::session::{Target, UploadOptions, upload};
+use cargo_ota::settings::{FleetOptions, Planned};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cargo-ota");
@@ -336,9 +336,13 @@ fn main() {
             options: UploadOptions::default(),
         })
         .collect();
-    let rep = Reporter::new(MessageFormat::Human, true, false);
+    let rep = Reporter::new(MessageFormat::Human, true, false, false);
     let t = Instant::now();
-    let results = fleet::run(&rep, &planned, "bench", &image, fleet_size, None);
+    let fleet = FleetOptions {
+        jobs: fleet_size,
+        verify: None,
+    };
+    let results = fleet::run(&rep, &planned, "bench", &image, fleet);
     let fleet_secs = t.elapsed().as_secs_f64();
     let fleet_ok = results.iter().filter(|r| r.result.is_ok()).count();
     drop(emus);

@@ -6,9 +6,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+use espflash::flasher::{FlashFrequency, FlashMode, FlashSize};
 
 use crate::emulator::{FaultSpec, Flavor};
+use crate::firmware::BuildOptions;
+use crate::image;
 use crate::report::MessageFormat;
 use arduino_ota::AuthMode;
 
@@ -52,7 +55,7 @@ pub enum Commands {
 #[derive(Debug, Args)]
 pub struct MainArgs {
     #[command(flatten)]
-    pub cargo: CargoArgs,
+    pub build: BuildOptions,
     #[command(flatten)]
     pub image: ImageArgs,
     #[command(flatten)]
@@ -65,57 +68,6 @@ pub struct MainArgs {
     pub output: OutputArgs,
 }
 
-/// Options passed through to `cargo build`.
-#[derive(Debug, Args, Default, Clone)]
-#[command(next_help_heading = "Cargo options")]
-pub struct CargoArgs {
-    /// Build with the release profile.
-    #[arg(short = 'r', long)]
-    pub release: bool,
-    /// Build with the given profile.
-    #[arg(long, value_name = "NAME", conflicts_with = "release")]
-    pub profile: Option<String>,
-    /// Package with the firmware.
-    #[arg(short = 'p', long, value_name = "SPEC")]
-    pub package: Option<String>,
-    /// Build only this binary.
-    #[arg(long, value_name = "NAME", conflicts_with = "example")]
-    pub bin: Option<String>,
-    /// Build only this example.
-    #[arg(long, value_name = "NAME")]
-    pub example: Option<String>,
-    /// Features to activate (comma-separated or repeated).
-    #[arg(short = 'F', long, value_name = "FEATURES", value_delimiter = ',')]
-    pub features: Vec<String>,
-    /// Activate all features.
-    #[arg(long)]
-    pub all_features: bool,
-    /// Do not activate the default feature.
-    #[arg(long)]
-    pub no_default_features: bool,
-    /// Build for this target triple [default: CARGO_BUILD_TARGET, build.target].
-    #[arg(long, value_name = "TRIPLE")]
-    pub target: Option<String>,
-    /// Directory for all generated artifacts.
-    #[arg(long, value_name = "DIR")]
-    pub target_dir: Option<PathBuf>,
-    /// Path to Cargo.toml.
-    #[arg(long, value_name = "PATH")]
-    pub manifest_path: Option<PathBuf>,
-    /// Require Cargo.lock to be up to date.
-    #[arg(long)]
-    pub locked: bool,
-    /// Require Cargo.lock and cache to be up to date.
-    #[arg(long)]
-    pub frozen: bool,
-    /// Run without accessing the network.
-    #[arg(long)]
-    pub offline: bool,
-    /// Unstable (nightly-only) flags to cargo, e.g. -Zbuild-std=core.
-    #[arg(short = 'Z', value_name = "FLAG")]
-    pub unstable: Vec<String>,
-}
-
 /// How the ELF becomes an app image (espflash's spellings).
 #[derive(Debug, Args, Default, Clone)]
 #[command(next_help_heading = "Image options")]
@@ -124,14 +76,14 @@ pub struct ImageArgs {
     #[arg(long, value_name = "CHIP")]
     pub chip: Option<String>,
     /// Flash size, e.g. 4mb.
-    #[arg(short = 's', long, value_name = "SIZE")]
-    pub flash_size: Option<String>,
+    #[arg(short = 's', long, value_name = "SIZE", value_parser = flash_size)]
+    pub flash_size: Option<FlashSize>,
     /// Flash mode: qio, qout, dio, dout.
-    #[arg(short = 'm', long, value_name = "MODE")]
-    pub flash_mode: Option<String>,
+    #[arg(short = 'm', long, value_name = "MODE", value_parser = flash_mode)]
+    pub flash_mode: Option<FlashMode>,
     /// Flash frequency, e.g. 80mhz.
-    #[arg(short = 'f', long, value_name = "FREQ")]
-    pub flash_freq: Option<String>,
+    #[arg(short = 'f', long, value_name = "FREQ", value_parser = flash_freq)]
+    pub flash_freq: Option<FlashFrequency>,
     /// Partition table (CSV or binary) the device was flashed with.
     #[arg(long, value_name = "FILE")]
     pub partition_table: Option<PathBuf>,
@@ -160,7 +112,7 @@ pub struct ImageCommandArgs {
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
-    pub cargo: CargoArgs,
+    pub build: BuildOptions,
     #[command(flatten)]
     pub image: ImageArgs,
     #[command(flatten)]
@@ -233,31 +185,6 @@ pub struct DevicesArgs {
     pub host_port: Option<u16>,
 }
 
-/// Auth choices as the command line spells them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum AuthArg {
-    /// By the device's challenge; SHA-256 devices fall back to an MD5-hashed password.
-    Auto,
-    /// Legacy MD5 digest (ESP8266, arduino-esp32 <= 3.3.0).
-    Md5,
-    /// PBKDF2-HMAC-SHA256 (arduino-esp32 >= 3.3.1).
-    Sha256,
-    /// PBKDF2-HMAC-SHA256 with an MD5-hashed password (espota's -m).
-    #[value(name = "sha256-md5")]
-    Sha256Md5,
-}
-
-impl From<AuthArg> for AuthMode {
-    fn from(a: AuthArg) -> Self {
-        match a {
-            AuthArg::Auto => AuthMode::Auto,
-            AuthArg::Md5 => AuthMode::Md5,
-            AuthArg::Sha256 => AuthMode::Sha256,
-            AuthArg::Sha256Md5 => AuthMode::Sha256Md5,
-        }
-    }
-}
-
 #[derive(Debug, Args, Default, Clone)]
 #[command(next_help_heading = "Authentication")]
 pub struct AuthArgs {
@@ -271,7 +198,7 @@ pub struct AuthArgs {
     pub password: Option<String>,
     /// Authentication scheme [default: config `auth`, else auto].
     #[arg(long, value_enum)]
-    pub auth: Option<AuthArg>,
+    pub auth: Option<AuthMode>,
     /// Answer with the --auth scheme even when the device's challenge asks for
     /// another (for responders with nonstandard nonces).
     #[arg(long, requires = "auth")]
@@ -334,8 +261,8 @@ pub struct UploadArgs {
 #[derive(Debug, Args)]
 pub struct EmulateArgs {
     /// Which core's OTA to behave like.
-    #[arg(long, value_enum, default_value_t = FlavorArg::Esp32)]
-    pub flavor: FlavorArg,
+    #[arg(long, value_enum, default_value_t = Flavor::Esp32)]
+    pub flavor: Flavor,
     /// Address to listen on (UDP).
     #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
     pub bind: IpAddr,
@@ -404,32 +331,11 @@ pub struct EmulateArgs {
     pub quiet: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum FlavorArg {
-    /// arduino-esp32 >= 3.3.1 (PBKDF2-SHA256 auth).
-    Esp32,
-    /// arduino-esp32 <= 3.3.0 (MD5 auth).
-    #[value(name = "esp32-md5")]
-    Esp32Md5,
-    /// esp8266/Arduino.
-    Esp8266,
-}
-
-impl From<FlavorArg> for Flavor {
-    fn from(f: FlavorArg) -> Self {
-        match f {
-            FlavorArg::Esp32 => Flavor::Esp32,
-            FlavorArg::Esp32Md5 => Flavor::Esp32Md5,
-            FlavorArg::Esp8266 => Flavor::Esp8266,
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Which core the emulated device behaves like.
-    #[arg(long, value_enum, default_value_t = FlavorArg::Esp32)]
-    pub flavor: FlavorArg,
+    #[arg(long, value_enum, default_value_t = Flavor::Esp32)]
+    pub flavor: Flavor,
     /// Size of the sample image in KiB (4 to 1400: the demo's OTA slots hold 1.5 MiB).
     #[arg(long, default_value_t = 512, value_name = "KIB", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(4..=1400))]
     pub size_kib: usize,
@@ -437,26 +343,16 @@ pub struct DemoArgs {
     pub output: OutputArgs,
 }
 
-impl From<&CargoArgs> for crate::firmware::BuildOptions {
-    fn from(a: &CargoArgs) -> Self {
-        crate::firmware::BuildOptions {
-            release: a.release,
-            profile: a.profile.clone(),
-            package: a.package.clone(),
-            bin: a.bin.clone(),
-            example: a.example.clone(),
-            features: a.features.clone(),
-            all_features: a.all_features,
-            no_default_features: a.no_default_features,
-            target: a.target.clone(),
-            target_dir: a.target_dir.clone(),
-            manifest_path: a.manifest_path.clone(),
-            locked: a.locked,
-            frozen: a.frozen,
-            offline: a.offline,
-            unstable: a.unstable.clone(),
-        }
-    }
+fn flash_size(s: &str) -> Result<FlashSize, String> {
+    image::parse_flash_size(s).ok_or_else(|| "not a flash size (e.g. 4mb)".to_string())
+}
+
+fn flash_mode(s: &str) -> Result<FlashMode, String> {
+    image::parse_flash_mode(s).ok_or_else(|| "not a flash mode (qio, qout, dio, dout)".to_string())
+}
+
+fn flash_freq(s: &str) -> Result<FlashFrequency, String> {
+    image::parse_flash_freq(s).ok_or_else(|| "not a flash frequency (e.g. 80mhz)".to_string())
 }
 
 /// Seconds, fractions allowed: `10`, `0.5`.

@@ -17,6 +17,7 @@ pub mod exit {
     pub const NO_CONNECT_BACK: i32 = 7;
     pub const TRANSFER: i32 = 8;
     pub const DEVICE_ERROR: i32 = 9;
+    pub const IO: i32 = 10;
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -239,6 +240,12 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+    /// Reading or writing on this host failed (exit 10).
+    #[error("{message}")]
+    Io {
+        message: String,
+        hint: Option<String>,
+    },
     #[error(transparent)]
     Upload(#[from] UploadError),
     /// Some devices of several failed (exit 1).
@@ -253,6 +260,14 @@ impl Error {
         Error::Usage {
             message: message.into(),
             hint: hint.into(),
+        }
+    }
+
+    /// A failure to read or write on this host that the user's input did not cause.
+    pub fn io(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Io {
+            message: message.into(),
+            hint: Some(hint.into()),
         }
     }
 
@@ -276,6 +291,7 @@ impl Error {
             Error::Usage { .. } => exit::USAGE,
             Error::Build { .. } => exit::BUILD,
             Error::Image { .. } => exit::IMAGE,
+            Error::Io { .. } => exit::IO,
             Error::Upload(e) => e.exit_code(),
             Error::SomeFailed { .. } => exit::SOME_FAILED,
             Error::Interrupted => exit::INTERRUPTED,
@@ -284,9 +300,10 @@ impl Error {
 
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Usage { hint, .. } | Error::Build { hint, .. } | Error::Image { hint, .. } => {
-                hint.clone()
-            }
+            Error::Usage { hint, .. }
+            | Error::Build { hint, .. }
+            | Error::Image { hint, .. }
+            | Error::Io { hint, .. } => hint.clone(),
             Error::Upload(e) => e.hint(),
             Error::SomeFailed { .. } | Error::Interrupted => None,
         }

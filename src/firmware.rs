@@ -10,41 +10,101 @@ use cargo_metadata::{Message, Metadata, MetadataCommand, Package};
 
 use crate::error::Error;
 
-/// Cargo options passed through to `cargo build` (grouped like cargo's help).
+/// Cargo options passed through to `cargo build` (grouped like cargo's help; with
+/// the `cli` feature they are the command line's "Cargo options").
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[cfg_attr(feature = "cli", command(next_help_heading = "Cargo options"))]
 pub struct BuildOptions {
+    /// Build with the release profile.
+    #[cfg_attr(feature = "cli", arg(short = 'r', long))]
     pub release: bool,
+    /// Build with the given profile.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "NAME", conflicts_with = "release")
+    )]
     pub profile: Option<String>,
+    /// Package with the firmware.
+    #[cfg_attr(feature = "cli", arg(short = 'p', long, value_name = "SPEC"))]
     pub package: Option<String>,
+    /// Build only this binary.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "NAME", conflicts_with = "example")
+    )]
     pub bin: Option<String>,
+    /// Build only this example.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "NAME"))]
     pub example: Option<String>,
+    /// Features to activate (comma-separated or repeated).
+    #[cfg_attr(
+        feature = "cli",
+        arg(short = 'F', long, value_name = "FEATURES", value_delimiter = ',')
+    )]
     pub features: Vec<String>,
+    /// Activate all features.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub all_features: bool,
+    /// Do not activate the default feature.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub no_default_features: bool,
+    /// Build for this target triple [default: CARGO_BUILD_TARGET, build.target].
+    #[cfg_attr(feature = "cli", arg(long, value_name = "TRIPLE"))]
     pub target: Option<String>,
+    /// Directory for all generated artifacts.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
     pub target_dir: Option<PathBuf>,
+    /// Path to Cargo.toml.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "PATH"))]
     pub manifest_path: Option<PathBuf>,
+    /// Require Cargo.lock to be up to date.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub locked: bool,
+    /// Require Cargo.lock and cache to be up to date.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub frozen: bool,
+    /// Run without accessing the network.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub offline: bool,
+    /// Unstable (nightly-only) flags to cargo, e.g. -Zbuild-std=core.
+    #[cfg_attr(feature = "cli", arg(short = 'Z', value_name = "FLAG"))]
     pub unstable: Vec<String>,
 }
 
-/// Cargo's colour rule for the diagnostics cargo-ota prints on its behalf.
-fn diagnostics_in_colour() -> bool {
-    match std::env::var("CARGO_TERM_COLOR").as_deref() {
-        Ok("always") => true,
-        Ok("never") => false,
-        _ => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::IsTerminal::is_terminal(&std::io::stderr())
-        }
+impl BuildOptions {
+    /// The profile's name: `--profile`, else `release` or `dev`.
+    pub fn profile_name(&self) -> String {
+        self.profile
+            .clone()
+            .unwrap_or_else(|| if self.release { "release" } else { "dev" }.to_string())
     }
 }
 
-/// The cargo to run: `$CARGO`, else `cargo`.
-pub fn cargo_program() -> OsString {
-    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+/// The cargo to run and what its environment says, read once by
+/// [`crate::settings::Environment`].
+#[derive(Clone, Debug)]
+pub struct Toolchain {
+    /// `$CARGO`, else `cargo`.
+    pub cargo: OsString,
+    /// Render cargo's diagnostics in colour (cargo's own rule: CARGO_TERM_COLOR,
+    /// else NO_COLOR, else whether stderr is a terminal).
+    pub colour: bool,
+    /// `$CARGO_HOME`, else `~/.cargo`.
+    pub cargo_home: Option<PathBuf>,
+    /// `$CARGO_BUILD_TARGET`.
+    pub env_target: Option<String>,
+}
+
+impl Default for Toolchain {
+    fn default() -> Self {
+        Toolchain {
+            cargo: "cargo".into(),
+            colour: false,
+            cargo_home: None,
+            env_target: None,
+        }
+    }
 }
 
 /// The selected package and its workspace.
@@ -70,9 +130,13 @@ impl Project {
 
 /// Run `cargo metadata` and select the package: `-p`, else the one whose directory
 /// holds the current directory (or `--manifest-path`), else the only member.
-pub fn load_project(opts: &BuildOptions, cwd: &Path) -> Result<Project, Error> {
+pub fn load_project(
+    opts: &BuildOptions,
+    cwd: &Path,
+    toolchain: &Toolchain,
+) -> Result<Project, Error> {
     let mut cmd = MetadataCommand::new();
-    cmd.cargo_path(cargo_program()).no_deps().current_dir(cwd);
+    cmd.cargo_path(&toolchain.cargo).no_deps().current_dir(cwd);
     if let Some(m) = &opts.manifest_path {
         cmd.manifest_path(m);
     }
@@ -165,15 +229,12 @@ pub fn load_project(opts: &BuildOptions, cwd: &Path) -> Result<Project, Error> {
 }
 
 /// `[build] target` from the cargo config files cargo would read from `cwd`.
-fn config_target(cwd: &Path) -> Option<String> {
+fn config_target(cwd: &Path, cargo_home: Option<&Path>) -> Option<String> {
     let mut files: Vec<PathBuf> = cwd
         .ancestors()
         .flat_map(|d| [d.join(".cargo/config.toml"), d.join(".cargo/config")])
         .collect();
-    if let Some(home) = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-    {
+    if let Some(home) = cargo_home {
         files.push(home.join("config.toml"));
         files.push(home.join("config"));
     }
@@ -202,15 +263,11 @@ fn config_build_std(cwd: &Path) -> bool {
 
 /// The target triple the build is for: `--target`, `CARGO_BUILD_TARGET`, then
 /// `build.target` in the cargo config files.
-pub fn build_target(opts: &BuildOptions, cwd: &Path) -> Option<String> {
+pub fn build_target(opts: &BuildOptions, cwd: &Path, toolchain: &Toolchain) -> Option<String> {
     opts.target
         .clone()
-        .or_else(|| {
-            std::env::var("CARGO_BUILD_TARGET")
-                .ok()
-                .filter(|t| !t.is_empty())
-        })
-        .or_else(|| config_target(cwd))
+        .or_else(|| toolchain.env_target.clone())
+        .or_else(|| config_target(cwd, toolchain.cargo_home.as_deref()))
 }
 
 /// A built firmware.
@@ -229,12 +286,13 @@ pub fn build(
     opts: &BuildOptions,
     target: Option<&str>,
     cwd: &Path,
+    toolchain: &Toolchain,
 ) -> Result<Built, Error> {
-    let mut cmd = Command::new(cargo_program());
+    let mut cmd = Command::new(&toolchain.cargo);
     cmd.current_dir(cwd).arg("build");
     // Diagnostics are rendered in colour only where cargo itself would colour
     // them: CARGO_TERM_COLOR, else NO_COLOR, else whether stderr is a terminal.
-    cmd.arg(if diagnostics_in_colour() {
+    cmd.arg(if toolchain.colour {
         "--message-format=json-diagnostic-rendered-ansi"
     } else {
         "--message-format=json"
@@ -285,7 +343,7 @@ pub fn build(
         .stderr(Stdio::inherit())
         .stdin(Stdio::null());
     let mut child = cmd.spawn().map_err(|e| Error::Build {
-        message: format!("cannot run `{}`: {e}", cargo_program().to_string_lossy()),
+        message: format!("cannot run `{}`: {e}", toolchain.cargo.to_string_lossy()),
         hint: Some("is cargo installed? $CARGO names the cargo to use".to_string()),
     })?;
 

@@ -7,9 +7,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::UploadError;
-use crate::plan::Planned;
 use crate::report::Reporter;
 use crate::session::Outcome;
+use crate::settings::{FleetOptions, Planned};
 
 /// Most sessions at once when `--jobs` is not given.
 pub const MAX_DEFAULT_JOBS: usize = 16;
@@ -51,9 +51,9 @@ pub fn run(
     planned: &[Planned],
     what: &str,
     image: &[u8],
-    jobs: usize,
-    verify: Option<Verify>,
+    options: FleetOptions,
 ) -> Vec<DeviceResult> {
+    let FleetOptions { jobs, verify } = options;
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<DeviceResult>>> =
         Mutex::new((0..planned.len()).map(|_| None).collect());

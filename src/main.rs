@@ -4,7 +4,8 @@ fn main() {
     if args.get(1).is_some_and(|a| a == "ota") {
         args.remove(1);
     }
+    let env = cargo_ota::settings::Environment::from_process();
     let cli = cargo_ota::cli::parse(args);
     cargo_ota::commands::install_interrupt_handler();
-    std::process::exit(cargo_ota::commands::run(cli));
+    std::process::exit(cargo_ota::commands::run(cli, &env));
 }

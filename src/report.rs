@@ -13,7 +13,8 @@ use crate::session::{Event, Outcome, Target};
 use arduino_ota::Command;
 
 /// How results are printed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum MessageFormat {
     /// Status lines and progress bars on stderr.
     #[default]
@@ -32,7 +33,9 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    pub fn new(format: MessageFormat, quiet: bool, verbose: bool) -> Self {
+    /// `colour`: style the status, warning and error labels (see
+    /// [`crate::settings::Environment::colour`]).
+    pub fn new(format: MessageFormat, quiet: bool, verbose: bool, colour: bool) -> Self {
         let term = std::io::stderr().is_terminal();
         let bars = term && format == MessageFormat::Human && !quiet;
         let multi = MultiProgress::with_draw_target(if bars {
@@ -44,7 +47,7 @@ impl Reporter {
             format,
             quiet,
             verbose,
-            color: term && std::env::var_os("NO_COLOR").is_none(),
+            color: colour,
             bars,
             multi,
         }

@@ -13,7 +13,7 @@ use super::upload_one;
 use crate::cli::DemoArgs;
 use arduino_ota::net::SessionEnd;
 
-use crate::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor, LinkModel};
+use crate::emulator::{Emulator, EmulatorConfig, EmulatorEvent, LinkModel};
 use crate::error::Error;
 use crate::image::ImageOptions;
 use crate::report::Reporter;
@@ -36,7 +36,7 @@ fn scratch_error(e: std::io::Error, what: &std::path::Path) -> Error {
 }
 
 pub fn demo_command(rep: &Reporter, args: &DemoArgs) -> Result<(), Error> {
-    let flavor: Flavor = args.flavor.into();
+    let flavor = args.flavor;
     let mut seed = [0u8; 8];
     let _ = getrandom::fill(&mut seed);
     let password = hex::encode(seed);

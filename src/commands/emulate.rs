@@ -7,30 +7,24 @@ use std::time::Duration;
 use crate::cli::EmulateArgs;
 use crate::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Faults, Flavor, LinkModel};
 use crate::error::Error;
+use crate::settings::Environment;
 use arduino_ota::appimage;
 
-pub fn emulate_command(args: &EmulateArgs) -> Result<(), Error> {
-    let flavor: Flavor = args.flavor.into();
+pub fn emulate_command(args: &EmulateArgs, env: &Environment) -> Result<(), Error> {
+    let flavor = args.flavor;
     let mut cfg = EmulatorConfig::new(flavor);
     cfg.bind = args.bind;
     cfg.port = args.port.unwrap_or(flavor.default_port());
     cfg.password = match (&args.password, &args.password_env) {
         (Some(p), _) => Some(p.clone()),
-        (None, Some(var)) => Some(
-            std::env::var(var)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| {
-                    Error::usage(
-                        format!(
-                            "--password-env names `{var}`, but that environment variable is not set"
-                        ),
-                        Some(format!(
-                            "set {var}, or leave out --password-env for a device without a password"
-                        )),
-                    )
-                })?,
-        ),
+        (None, Some(var)) => Some(env.var(var).map(str::to_string).ok_or_else(|| {
+            Error::usage(
+                format!("--password-env names `{var}`, but that environment variable is not set"),
+                Some(format!(
+                    "set {var}, or leave out --password-env for a device without a password"
+                )),
+            )
+        })?),
         (None, None) => None,
     };
     if args.md5_password_hash && flavor != Flavor::Esp32 {

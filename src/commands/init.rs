@@ -4,10 +4,11 @@
 use std::fs;
 use std::path::Path;
 
-use crate::cli::{CargoArgs, InitArgs};
+use crate::cli::InitArgs;
 use crate::error::Error;
 use crate::firmware::{self, BuildOptions};
 use crate::report::Reporter;
+use crate::settings::Environment;
 
 const METADATA_TEMPLATE: &str = include_str!("../../templates/metadata.toml");
 const WORKFLOW_TEMPLATE: &str = include_str!("../../templates/ota.yml");
@@ -30,15 +31,15 @@ fn has_ota_section(doc: &toml_edit::DocumentMut) -> bool {
         .is_some()
 }
 
-pub fn init_command(rep: &Reporter, args: &InitArgs) -> Result<(), Error> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| Error::usage(format!("cannot read the current directory: {e}"), None))?;
-    let opts = BuildOptions::from(&CargoArgs {
+pub fn init_command(rep: &Reporter, args: &InitArgs, env: &Environment) -> Result<(), Error> {
+    let cwd = env.cwd()?;
+    let opts = BuildOptions {
         manifest_path: args.manifest_path.clone(),
         package: args.package.clone(),
         ..Default::default()
-    });
-    let project = firmware::load_project(&opts, &cwd)?;
+    };
+    let toolchain = env.toolchain();
+    let project = firmware::load_project(&opts, &cwd, &toolchain)?;
     let manifest = project.manifest_path().to_path_buf();
     let text = fs::read_to_string(&manifest).map_err(|e| Error::read_file(&manifest, &e))?;
     let doc: toml_edit::DocumentMut = text
@@ -85,7 +86,7 @@ pub fn init_command(rep: &Reporter, args: &InitArgs) -> Result<(), Error> {
             ),
         );
     }
-    let install = install_source();
+    let install = install_source(env);
     let responder = has_responder(&project);
     rep.json(serde_json::json!({
         "reason": "init",
@@ -105,7 +106,7 @@ pub fn init_command(rep: &Reporter, args: &InitArgs) -> Result<(), Error> {
             fs::create_dir_all(&dir).map_err(|e| {
                 Error::usage(format!("cannot create `{}`: {e}", dir.display()), None)
             })?;
-            let target = firmware::build_target(&opts, project.package_dir());
+            let target = firmware::build_target(&opts, project.package_dir(), &toolchain);
             write_atomically(&path, &workflow(&project, target.as_deref(), &install))?;
             rep.status("Added", format!("the CI workflow {}", path.display()));
             if let InstallSource::Unknown = install {
@@ -130,16 +131,17 @@ enum InstallSource {
 
 /// `CARGO_OTA_GIT` if set, else what cargo recorded when it installed cargo-ota
 /// (`$CARGO_HOME/.crates2.json`).
-fn install_source() -> InstallSource {
-    if let Ok(url) = std::env::var("CARGO_OTA_GIT")
-        && !url.is_empty()
-    {
-        return InstallSource::Git { url, rev: None };
+fn install_source(env: &Environment) -> InstallSource {
+    if let Some(url) = env.var("CARGO_OTA_GIT") {
+        return InstallSource::Git {
+            url: url.to_string(),
+            rev: None,
+        };
     }
-    let home = std::env::var_os("CARGO_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
-    let Some(text) = home.and_then(|h| fs::read_to_string(h.join(".crates2.json")).ok()) else {
+    let Some(text) = env
+        .cargo_home()
+        .and_then(|h| fs::read_to_string(h.join(".crates2.json")).ok())
+    else {
         return InstallSource::Unknown;
     };
     let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {

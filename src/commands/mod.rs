@@ -15,6 +15,7 @@ use crate::cli::{Cli, Commands};
 use crate::error::{Error, exit};
 use crate::report::Reporter;
 use crate::session::{Target, UploadOptions};
+use crate::settings::Environment;
 use arduino_ota::Command;
 use arduino_ota::appimage;
 
@@ -57,7 +58,7 @@ pub fn install_interrupt_handler() {
 }
 
 /// Run a parsed command line; returns the process exit code.
-pub fn run(cli: Cli) -> i32 {
+pub fn run(cli: Cli, env: &Environment) -> i32 {
     let output = match &cli.command {
         None => cli.main.output.clone(),
         Some(Commands::Image(a)) => a.out.clone(),
@@ -74,14 +75,19 @@ pub fn run(cli: Cli) -> i32 {
         output.message_format == crate::report::MessageFormat::Json,
         Ordering::SeqCst,
     );
-    let rep = Reporter::new(output.message_format, output.quiet, output.verbose);
+    let rep = Reporter::new(
+        output.message_format,
+        output.quiet,
+        output.verbose,
+        env.colour(),
+    );
     let result = match &cli.command {
-        None => pipeline::main_command(&rep, &cli.main),
-        Some(Commands::Image(a)) => pipeline::image_command(&rep, a),
-        Some(Commands::Upload(a)) => pipeline::upload_command(&rep, a),
-        Some(Commands::Emulate(a)) => emulate::emulate_command(a),
+        None => pipeline::main_command(&rep, &cli.main, env),
+        Some(Commands::Image(a)) => pipeline::image_command(&rep, a, env),
+        Some(Commands::Upload(a)) => pipeline::upload_command(&rep, a, env),
+        Some(Commands::Emulate(a)) => emulate::emulate_command(a, env),
         Some(Commands::Demo(a)) => demo::demo_command(&rep, a),
-        Some(Commands::Init(a)) => init::init_command(&rep, a),
+        Some(Commands::Init(a)) => init::init_command(&rep, a, env),
         Some(Commands::Discover(a)) => discover::discover_command(&rep, a),
     };
     match result {

@@ -24,6 +24,7 @@ pub use link::LinkModel;
 
 /// Which core's ArduinoOTA the emulator behaves like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Flavor {
     /// arduino-esp32 >= 3.3.1: PBKDF2-HMAC-SHA256 auth.

@@ -432,7 +432,10 @@ fn configuration_errors_name_file_key_and_value() {
     r.assert_stderr("no device to update")
         .assert_stderr("default-devices");
     let (r, _) = case("", &["--flash-size", "3mb", "--host", "127.0.0.1"]);
-    r.assert_stderr("--flash-size `3mb`");
+    // Typed flags: clap parses them, naming the value, the option and what it takes.
+    r.assert_stderr("'3mb' for '--flash-size")
+        .assert_stderr("not a flash size (e.g. 4mb)");
+    assert_eq!(r.code, 2);
 }
 
 #[test]

@@ -86,18 +86,19 @@ pub fn auth_datagram(cnonce: &str, response: &str) -> Vec<u8> {
     format!("200 {cnonce} {response}\n").into_bytes()
 }
 
-/// What a host asked for: how to pick the scheme.
+/// What a host asked for: how to pick the scheme. (The doc lines are the host
+/// tool's `--auth` help with the `clap` feature.)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum AuthMode {
-    /// Choose by the device's nonce length; on a SHA-256 device fall back to an
-    /// MD5-hashed password after a failure (as espota.py >= 3.3.2 does).
+    /// By the device's challenge; SHA-256 devices fall back to an MD5-hashed password.
     #[default]
     Auto,
-    /// Legacy MD5 digest only.
+    /// Legacy MD5 digest (ESP8266, arduino-esp32 <= 3.3.0).
     Md5,
-    /// PBKDF2-HMAC-SHA256 only.
+    /// PBKDF2-HMAC-SHA256 (arduino-esp32 >= 3.3.1).
     Sha256,
-    /// PBKDF2-HMAC-SHA256 with the MD5 hash of the password (espota's -m).
+    /// PBKDF2-HMAC-SHA256 with an MD5-hashed password (espota's -m).
     Sha256Md5,
 }
 

@@ -1,0 +1,567 @@
+//! Settle once: the command line, the environment and the three config sources
+//! (`[package.metadata.ota]`, `[workspace.metadata.ota]`, espflash.toml) become
+//! plain values here, and nothing after this module reads the environment or a
+//! clap type.
+//!
+//! Precedence, highest first: a flag (or its environment variable), a device's
+//! own entry, the package's section, the workspace's section, espflash.toml, the
+//! built-in defaults.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::firmware::{BuildOptions, Project, Toolchain};
+use crate::fleet::Verify;
+use crate::image::ImageOptions;
+use crate::session::{Target, UploadOptions};
+use arduino_ota::Command;
+
+/// The password variable when none is named.
+pub const DEFAULT_PASSWORD_ENV: &str = "CARGO_OTA_PASSWORD";
+/// The device port when none is set.
+pub const DEFAULT_PORT: u16 = 3232;
+/// How long `--verify` waits for a device to answer after its update.
+pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The process environment, read once at start-up (tests build their own).
+#[derive(Clone, Debug, Default)]
+pub struct Environment {
+    vars: BTreeMap<OsString, OsString>,
+    stderr_is_terminal: bool,
+    cwd: Option<PathBuf>,
+}
+
+impl Environment {
+    /// This process's variables, working directory and terminal.
+    pub fn from_process() -> Self {
+        Environment {
+            vars: std::env::vars_os().collect(),
+            stderr_is_terminal: std::io::stderr().is_terminal(),
+            cwd: std::env::current_dir().ok(),
+        }
+    }
+
+    /// An environment with exactly these variables (for tests).
+    pub fn with_vars<K: Into<OsString>, V: Into<OsString>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+        cwd: Option<PathBuf>,
+    ) -> Self {
+        Environment {
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            stderr_is_terminal: false,
+            cwd,
+        }
+    }
+
+    /// A variable's value, when set, non-empty and UTF-8.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(OsStr::new(name))
+            .and_then(|v| v.to_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn var_os(&self, name: &str) -> Option<&OsStr> {
+        self.vars
+            .get(OsStr::new(name))
+            .map(OsString::as_os_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The working directory.
+    pub fn cwd(&self) -> Result<PathBuf, Error> {
+        self.cwd.clone().ok_or_else(|| {
+            Error::io(
+                "cannot read the current directory",
+                "run cargo ota from a directory that exists and is readable",
+            )
+        })
+    }
+
+    /// Colour on stderr by cargo's rule: CARGO_TERM_COLOR (`always`, `never`),
+    /// else no NO_COLOR and a terminal.
+    pub fn colour(&self) -> bool {
+        match self.var("CARGO_TERM_COLOR") {
+            Some("always") => true,
+            Some("never") => false,
+            _ => self.var("NO_COLOR").is_none() && self.stderr_is_terminal,
+        }
+    }
+
+    /// `$CARGO_HOME`, else `~/.cargo`.
+    pub fn cargo_home(&self) -> Option<PathBuf> {
+        self.var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| self.var_os("HOME").map(|h| Path::new(h).join(".cargo")))
+    }
+
+    /// The cargo to run and what its environment says.
+    pub fn toolchain(&self) -> Toolchain {
+        Toolchain {
+            cargo: self
+                .var_os("CARGO")
+                .map(OsStr::to_os_string)
+                .unwrap_or_else(|| "cargo".into()),
+            colour: self.colour(),
+            cargo_home: self.cargo_home(),
+            env_target: self.var("CARGO_BUILD_TARGET").map(str::to_string),
+        }
+    }
+}
+
+/// One device to update.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub target: Target,
+    pub options: UploadOptions,
+}
+
+/// How the fleet runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FleetOptions {
+    /// Sessions at once (`--jobs`, at most the number of devices).
+    pub jobs: usize,
+    /// `--verify`: wait for each device to come back.
+    pub verify: Option<Verify>,
+}
+
+/// Where the firmware comes from.
+#[derive(Clone, Debug)]
+pub enum Firmware {
+    /// Build the project.
+    Build(Box<BuildJob>),
+    /// `--elf`: an ELF built elsewhere.
+    Elf(PathBuf),
+}
+
+/// A build, settled.
+#[derive(Clone, Debug)]
+pub struct BuildJob {
+    pub project: Project,
+    pub options: BuildOptions,
+    pub toolchain: Toolchain,
+    /// The directory cargo runs in.
+    pub cwd: PathBuf,
+    /// The profile's name (`dev`, `release`, ...).
+    pub profile: String,
+    /// The target triple, when one is set.
+    pub target: Option<String>,
+}
+
+/// `cargo ota` (the main job), settled.
+#[derive(Clone, Debug)]
+pub struct MainJob {
+    pub firmware: Firmware,
+    pub image: ImageOptions,
+    /// Upload an image without an OTA responder (`--allow-no-ota`, `ota-guard = false`).
+    pub allow_no_ota: bool,
+    pub devices: Vec<Planned>,
+    pub fleet: FleetOptions,
+}
+
+/// `cargo ota image`, settled.
+#[derive(Clone, Debug)]
+pub struct ImageJob {
+    pub firmware: Firmware,
+    pub image: ImageOptions,
+    /// Where to write the image (`None`: the ELF's path with `.bin` added).
+    pub output: Option<PathBuf>,
+}
+
+/// `cargo ota upload`, settled.
+#[derive(Clone, Debug)]
+pub struct UploadJob {
+    pub file: PathBuf,
+    pub command: Command,
+    pub allow_no_ota: bool,
+    /// The device's OTA slot size and where it was learnt, when known.
+    pub slot: Option<(u32, String)>,
+    pub devices: Vec<Planned>,
+    pub fleet: FleetOptions,
+}
+
+#[cfg(feature = "cli")]
+pub use resolve::{image_job, main_job, upload_job};
+
+/// The resolution of the command line's arguments (the `cli` feature).
+#[cfg(feature = "cli")]
+mod resolve {
+    use super::*;
+    use crate::cli::{
+        AuthArgs, DevicesArgs, ImageArgs, ImageCommandArgs, MainArgs, SessionArgs, UploadArgs,
+    };
+    use crate::config::{self, Config, Settings};
+    use crate::fleet;
+    use crate::image::{self, ChipChoice};
+    use crate::report::Reporter;
+    use crate::session::Password;
+
+    /// The project (when there is one) and what its files configure.
+    struct Context {
+        cwd: PathBuf,
+        project: Option<Project>,
+        config: Config,
+    }
+
+    /// Is there a Cargo.toml here or above?
+    fn inside_a_package(cwd: &Path) -> bool {
+        cwd.ancestors().any(|d| d.join("Cargo.toml").is_file())
+    }
+
+    /// Read the configuration of `project`: its section, its workspace's, espflash.toml.
+    fn load_config(project: &Project, rep: &Reporter) -> Result<Config, Error> {
+        let mut warnings = Vec::new();
+        let package = config::read_section(
+            &project.package.metadata,
+            project.manifest_path(),
+            "package",
+            &mut warnings,
+        )?;
+        let ws_manifest = project.workspace_root().join("Cargo.toml");
+        let workspace = config::read_section(
+            &project.metadata.workspace_metadata,
+            &ws_manifest,
+            "workspace",
+            &mut warnings,
+        )?;
+        let espflash_toml = [project.package_dir(), project.workspace_root()]
+            .iter()
+            .map(|d| d.join("espflash.toml"))
+            .find(|p| p.is_file());
+        let espflash = match &espflash_toml {
+            Some(p) => Some(config::read_espflash_toml(p)?),
+            None => None,
+        };
+        for w in &warnings {
+            rep.warn(w);
+        }
+        let mut config = Config::merge(package, workspace, espflash);
+        config.warnings = warnings;
+        config.files = std::iter::once(project.manifest_path().to_path_buf())
+            .chain(espflash_toml)
+            .collect();
+        Ok(config)
+    }
+
+    /// The project and its config. Without `require`, a directory with no
+    /// Cargo.toml gives an empty config (for `--elf` and `upload`).
+    fn context(
+        build: &BuildOptions,
+        require: bool,
+        env: &Environment,
+        rep: &Reporter,
+    ) -> Result<Context, Error> {
+        let cwd = env.cwd()?;
+        if !require && build.manifest_path.is_none() && !inside_a_package(&cwd) {
+            return Ok(Context {
+                cwd,
+                project: None,
+                config: Config::default(),
+            });
+        }
+        let project = crate::firmware::load_project(build, &cwd, &env.toolchain())?;
+        let config = load_config(&project, rep)?;
+        Ok(Context {
+            cwd,
+            project: Some(project),
+            config,
+        })
+    }
+
+    /// The build, or the `--elf` given.
+    fn firmware(
+        ctx: &Context,
+        build: &BuildOptions,
+        elf: &Option<PathBuf>,
+        env: &Environment,
+    ) -> Firmware {
+        if let Some(elf) = elf {
+            return Firmware::Elf(elf.clone());
+        }
+        let toolchain = env.toolchain();
+        Firmware::Build(Box::new(BuildJob {
+            project: ctx.project.clone().expect("a project when building"),
+            options: build.clone(),
+            target: crate::firmware::build_target(build, &ctx.cwd, &toolchain),
+            profile: build.profile_name(),
+            toolchain,
+            cwd: ctx.cwd.clone(),
+        }))
+    }
+
+    /// The image settings: flags over the config files; the target triple the
+    /// build is for.
+    fn image_options(
+        ctx: &Context,
+        args: &ImageArgs,
+        build: &BuildOptions,
+        env: &Environment,
+    ) -> ImageOptions {
+        let s = &ctx.config.settings;
+        let manifest = ctx
+            .project
+            .as_ref()
+            .map(|p| p.manifest_path().display().to_string())
+            .unwrap_or_default();
+        let chip = match (&args.chip, &s.chip) {
+            (Some(c), _) => Some(ChipChoice {
+                name: c.clone(),
+                source: "--chip".into(),
+            }),
+            (None, Some(c)) => Some(ChipChoice {
+                name: c.clone(),
+                source: format!("`chip` in {manifest}"),
+            }),
+            _ => None,
+        };
+        ImageOptions {
+            chip,
+            target_triple: crate::firmware::build_target(build, &ctx.cwd, &env.toolchain()),
+            flash_mode: args.flash_mode.or(s.flash_mode),
+            flash_size: args.flash_size.or(s.flash_size),
+            flash_freq: args.flash_freq.or(s.flash_freq),
+            partition_table: args.partition_table.clone().or(s.partition_table.clone()),
+            target_app_partition: args
+                .target_app_partition
+                .clone()
+                .or(s.target_app_partition.clone()),
+            min_chip_rev: args.min_chip_rev.or(s.min_chip_rev).unwrap_or(0),
+            check_app_descriptor: !args.ignore_app_descriptor,
+        }
+    }
+
+    /// The command line's settings, as the top layer.
+    fn cli_layer(devices: &DevicesArgs, auth: &AuthArgs, session: &SessionArgs) -> Settings {
+        Settings {
+            port: devices.port,
+            host_ip: devices.host_ip,
+            host_port: devices.host_port,
+            password_env: auth.password_env.clone(),
+            auth: auth.auth,
+            timeout: session.timeout.map(|d| d.as_secs_f64()),
+            retries: session.retries,
+            ..Settings::default()
+        }
+    }
+
+    fn upload_options(
+        s: &Settings,
+        auth: &AuthArgs,
+        command: Command,
+        env: &Environment,
+    ) -> UploadOptions {
+        let password_env = s
+            .password_env
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PASSWORD_ENV.to_string());
+        let password = auth
+            .password
+            .clone()
+            .or_else(|| env.var(&password_env).map(str::to_string))
+            .or_else(|| s.password.clone())
+            .map(Password::new);
+        let defaults = UploadOptions::default();
+        UploadOptions {
+            command,
+            password,
+            password_env,
+            auth: s.auth.unwrap_or_default(),
+            force_auth: auth.force_auth,
+            host_ip: s.host_ip,
+            host_port: s.host_port,
+            timeout: s
+                .timeout
+                .map(Duration::from_secs_f64)
+                .unwrap_or(defaults.timeout),
+            retries: s.retries.unwrap_or(defaults.retries),
+        }
+    }
+
+    /// Which devices, each with its port, password and auth.
+    fn devices(
+        config: &Config,
+        devices: &DevicesArgs,
+        auth: &AuthArgs,
+        session: &SessionArgs,
+        command: Command,
+        env: &Environment,
+    ) -> Result<Vec<Planned>, Error> {
+        let cli = cli_layer(devices, auth, session);
+        let base = cli.clone().or(&config.settings);
+        let mut names: Vec<String> = if devices.all {
+            config.devices.keys().cloned().collect()
+        } else {
+            config.expand(&devices.devices)?
+        };
+        if devices.all && names.is_empty() {
+            return Err(Error::usage(
+                "--all: no devices are configured",
+                Some("add [package.metadata.ota.devices.NAME] entries with a host".to_string()),
+            ));
+        }
+        if names.is_empty() && devices.host.is_none() {
+            names = config.expand(&config.default_devices)?;
+            if names.is_empty() {
+                return Err(Error::usage(
+                    "no device to update",
+                    Some(
+                        "pass --host HOST or -d NAME, or set default-devices in [package.metadata.ota]"
+                            .to_string(),
+                    ),
+                ));
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(host) = &devices.host {
+            out.push(Planned {
+                target: Target {
+                    name: host.clone(),
+                    host: host.clone(),
+                    port: base.port.unwrap_or(DEFAULT_PORT),
+                },
+                options: upload_options(&base, auth, command, env),
+            });
+        }
+        for name in names {
+            let entry = &config.devices[&name];
+            let layer = Settings {
+                port: entry.port,
+                password_env: entry.password_env.clone(),
+                password: entry.password.clone(),
+                auth: entry.auth,
+                ..Settings::default()
+            };
+            let merged = cli.clone().or(&layer.or(&config.settings));
+            out.push(Planned {
+                target: Target {
+                    name: name.clone(),
+                    host: entry.host.clone(),
+                    port: merged.port.unwrap_or(DEFAULT_PORT),
+                },
+                options: upload_options(&merged, auth, command, env),
+            });
+        }
+        Ok(out)
+    }
+
+    /// `--jobs`, `--verify` and the host-port range they need.
+    fn fleet_options(
+        config: &Config,
+        session: &SessionArgs,
+        devices: &[Planned],
+    ) -> Result<FleetOptions, Error> {
+        let jobs = fleet::jobs(session.jobs, devices.len());
+        if let Some(port) = devices.first().and_then(|p| p.options.host_port)
+            && u32::from(port) + jobs as u32 - 1 > 65535
+        {
+            return Err(Error::usage(
+                format!(
+                    "--host-port {port} leaves no room for {jobs} parallel sessions (they use consecutive ports)"
+                ),
+                Some("pick a lower host port, or fewer --jobs".to_string()),
+            ));
+        }
+        let s = &config.settings;
+        let verify = (session.verify || s.verify == Some(true)).then(|| Verify {
+            timeout: session
+                .verify_timeout
+                .or(s.verify_timeout.map(Duration::from_secs_f64))
+                .unwrap_or(DEFAULT_VERIFY_TIMEOUT),
+        });
+        Ok(FleetOptions { jobs, verify })
+    }
+
+    /// `cargo ota [OPTIONS]`. The devices are settled before anything is built: a
+    /// typo in a device name should not cost a build.
+    pub fn main_job(args: &MainArgs, env: &Environment, rep: &Reporter) -> Result<MainJob, Error> {
+        let ctx = context(&args.build, args.image.elf.is_none(), env, rep)?;
+        let devices = devices(
+            &ctx.config,
+            &args.devices,
+            &args.auth,
+            &args.session,
+            Command::Flash,
+            env,
+        )?;
+        let fleet = fleet_options(&ctx.config, &args.session, &devices)?;
+        Ok(MainJob {
+            firmware: firmware(&ctx, &args.build, &args.image.elf, env),
+            image: image_options(&ctx, &args.image, &args.build, env),
+            allow_no_ota: args.image.allow_no_ota || ctx.config.settings.ota_guard == Some(false),
+            devices,
+            fleet,
+        })
+    }
+
+    /// `cargo ota image`.
+    pub fn image_job(
+        args: &ImageCommandArgs,
+        env: &Environment,
+        rep: &Reporter,
+    ) -> Result<ImageJob, Error> {
+        let ctx = context(&args.build, args.image.elf.is_none(), env, rep)?;
+        Ok(ImageJob {
+            firmware: firmware(&ctx, &args.build, &args.image.elf, env),
+            image: image_options(&ctx, &args.image, &args.build, env),
+            output: args.output.clone(),
+        })
+    }
+
+    /// `cargo ota upload FILE`. Inside a package, its configuration applies
+    /// (ports, passwords, devices, the partition table).
+    pub fn upload_job(
+        args: &UploadArgs,
+        env: &Environment,
+        rep: &Reporter,
+    ) -> Result<UploadJob, Error> {
+        let command = if args.fs {
+            Command::Filesystem
+        } else {
+            Command::Flash
+        };
+        let build = BuildOptions {
+            manifest_path: args.manifest_path.clone(),
+            ..Default::default()
+        };
+        let ctx = context(&build, false, env, rep)?;
+        let devices = devices(
+            &ctx.config,
+            &args.devices,
+            &args.auth,
+            &args.session,
+            command,
+            env,
+        )?;
+        let fleet = fleet_options(&ctx.config, &args.session, &devices)?;
+        let s = &ctx.config.settings;
+        let slot = match (args.partition_size, &s.partition_table) {
+            _ if command != Command::Flash => None,
+            (Some(size), _) => Some((size, "--partition-size".to_string())),
+            (None, Some(table)) => {
+                let check = image::pick_slot(table, s.target_app_partition.as_deref(), &mut |w| {
+                    rep.warn(w)
+                })?;
+                Some((
+                    check.partition_size,
+                    format!("OTA slot `{}` of {}", check.partition, table.display()),
+                ))
+            }
+            (None, None) => None,
+        };
+        Ok(UploadJob {
+            file: args.file.clone(),
+            command,
+            allow_no_ota: args.allow_no_ota || s.ota_guard == Some(false),
+            slot,
+            devices,
+            fleet,
+        })
+    }
+}
