@@ -94,6 +94,10 @@ pub enum UploadError {
 
     #[error("{device} reported an error: {text}")]
     DeviceError { device: SocketAddr, text: String },
+
+    /// Ctrl-C: the session closed its sockets, so the device drops the update.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl UploadError {
@@ -107,6 +111,7 @@ impl UploadError {
             UploadError::NoConnectBack { .. } => exit::NO_CONNECT_BACK,
             UploadError::Stalled { .. } | UploadError::ConnectionLost { .. } => exit::TRANSFER,
             UploadError::Refused { .. } | UploadError::DeviceError { .. } => exit::DEVICE_ERROR,
+            UploadError::Interrupted => exit::INTERRUPTED,
         }
     }
 
@@ -124,6 +129,7 @@ impl UploadError {
             UploadError::Stalled { .. } => "stalled",
             UploadError::ConnectionLost { .. } => "connection-lost",
             UploadError::DeviceError { .. } => "device-error",
+            UploadError::Interrupted => "interrupted",
         }
     }
 
@@ -215,6 +221,7 @@ impl UploadError {
                 "the device rejected the image: check that it is an app image for this chip".into()
             }
             UploadError::DeviceError { .. } => return None,
+            UploadError::Interrupted => INTERRUPTED_HINT.into(),
         })
     }
 }
@@ -247,12 +254,22 @@ pub enum Error {
         hint: Option<String>,
     },
     #[error(transparent)]
-    Upload(#[from] UploadError),
+    Upload(UploadError),
     /// Some devices of several failed (exit 1).
     #[error("{failed} of {total} devices failed")]
     SomeFailed { failed: usize, total: usize },
     #[error("interrupted")]
     Interrupted,
+}
+
+impl From<UploadError> for Error {
+    /// An interrupted session interrupts the command.
+    fn from(e: UploadError) -> Self {
+        match e {
+            UploadError::Interrupted => Error::Interrupted,
+            e => Error::Upload(e),
+        }
+    }
 }
 
 impl Error {
@@ -305,12 +322,16 @@ impl Error {
             | Error::Image { hint, .. }
             | Error::Io { hint, .. } => hint.clone(),
             Error::Upload(e) => e.hint(),
-            Error::SomeFailed { .. } | Error::Interrupted => None,
+            Error::Interrupted => Some(INTERRUPTED_HINT.into()),
+            Error::SomeFailed { .. } => None,
         }
     }
 }
 
-/// Describe the schemes tried, for messages.
+/// What Ctrl-C leaves behind.
+const INTERRUPTED_HINT: &str =
+    "the device drops the partial update and keeps running its current firmware";
+
 /// The smallest OTA slot of the stock partition tables (ESP-IDF's two-OTA table).
 const LIKELY_SLOT: u64 = 1024 * 1024;
 
@@ -326,6 +347,7 @@ fn no_answer_text(device: &SocketAddr, attempts: u32, secs: f64, unreachable: bo
     }
 }
 
+/// Describe the schemes tried, for messages.
 pub fn describe_schemes(schemes: &[AuthScheme]) -> String {
     schemes
         .iter()

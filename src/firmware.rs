@@ -5,6 +5,9 @@ use std::ffi::OsString;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use cargo_metadata::{Message, Metadata, MetadataCommand, Package};
 
@@ -347,49 +350,34 @@ pub fn build(
         hint: Some("is cargo installed? $CARGO names the cargo to use".to_string()),
     })?;
 
-    let mut executables: Vec<(String, String, PathBuf)> = Vec::new();
-    let mut idf_partition_table = None;
-    let mut success = None;
     let stdout = child.stdout.take().expect("piped");
-    let mut err = std::io::stderr();
-    for message in Message::parse_stream(BufReader::new(stdout)) {
-        let Ok(message) = message else { continue };
-        match message {
-            Message::CompilerMessage(m) => {
-                if let Some(rendered) = &m.message.rendered {
-                    let _ = write!(err, "{rendered}");
+    let child = Mutex::new(child);
+    let done = AtomicBool::new(false);
+    let (read, status) = std::thread::scope(|scope| {
+        // Ctrl-C: stop cargo too (a terminal's Ctrl-C reaches it anyway; a
+        // signal to cargo-ota alone would not).
+        scope.spawn(|| {
+            while !done.load(Ordering::SeqCst) {
+                if crate::interrupt::wait(Duration::from_millis(100)) {
+                    let _ = child.lock().unwrap_or_else(|e| e.into_inner()).kill();
+                    break;
                 }
             }
-            Message::CompilerArtifact(a) => {
-                if a.package_id == project.package.id
-                    && let Some(exe) = a.executable
-                {
-                    let kind = a
-                        .target
-                        .kind
-                        .first()
-                        .map(|k| k.to_string())
-                        .unwrap_or_default();
-                    executables.push((a.target.name.clone(), kind, exe.into_std_path_buf()));
-                }
-            }
-            Message::BuildScriptExecuted(s) if s.package_id.repr.contains("esp-idf-sys") => {
-                let table = s
-                    .out_dir
-                    .as_std_path()
-                    .join("build/partition_table/partition-table.bin");
-                if table.is_file() {
-                    idf_partition_table = Some(table);
-                }
-            }
-            Message::BuildFinished(f) => success = Some(f.success),
-            Message::TextLine(line) => {
-                let _ = writeln!(err, "{line}");
-            }
-            _ => {}
-        }
+        });
+        let read = read_build_messages(project, stdout);
+        let status = child.lock().unwrap_or_else(|e| e.into_inner()).wait();
+        done.store(true, Ordering::SeqCst);
+        (read, status)
+    });
+    if crate::interrupt::requested() {
+        return Err(Error::Interrupted);
     }
-    let status = child.wait().map_err(|e| Error::Build {
+    let BuildMessages {
+        executables,
+        idf_partition_table,
+        success,
+    } = read;
+    let status = status.map_err(|e| Error::Build {
         message: format!("cargo did not finish: {e}"),
         hint: None,
     })?;
@@ -457,5 +445,64 @@ pub fn build(
                 )),
             })
         }
+    }
+}
+
+/// What cargo's JSON messages say: the package's executables (name, kind, path),
+/// a partition table esp-idf-sys generated, and whether the build finished well.
+struct BuildMessages {
+    executables: Vec<(String, String, PathBuf)>,
+    idf_partition_table: Option<PathBuf>,
+    success: Option<bool>,
+}
+
+/// Read cargo's messages until it closes stdout; diagnostics go to stderr as
+/// cargo renders them.
+fn read_build_messages(project: &Project, stdout: std::process::ChildStdout) -> BuildMessages {
+    let mut executables: Vec<(String, String, PathBuf)> = Vec::new();
+    let mut idf_partition_table = None;
+    let mut success = None;
+    let mut err = std::io::stderr();
+    for message in Message::parse_stream(BufReader::new(stdout)) {
+        let Ok(message) = message else { continue };
+        match message {
+            Message::CompilerMessage(m) => {
+                if let Some(rendered) = &m.message.rendered {
+                    let _ = write!(err, "{rendered}");
+                }
+            }
+            Message::CompilerArtifact(a) => {
+                if a.package_id == project.package.id
+                    && let Some(exe) = a.executable
+                {
+                    let kind = a
+                        .target
+                        .kind
+                        .first()
+                        .map(|k| k.to_string())
+                        .unwrap_or_default();
+                    executables.push((a.target.name.clone(), kind, exe.into_std_path_buf()));
+                }
+            }
+            Message::BuildScriptExecuted(s) if s.package_id.repr.contains("esp-idf-sys") => {
+                let table = s
+                    .out_dir
+                    .as_std_path()
+                    .join("build/partition_table/partition-table.bin");
+                if table.is_file() {
+                    idf_partition_table = Some(table);
+                }
+            }
+            Message::BuildFinished(f) => success = Some(f.success),
+            Message::TextLine(line) => {
+                let _ = writeln!(err, "{line}");
+            }
+            _ => {}
+        }
+    }
+    BuildMessages {
+        executables,
+        idf_partition_table,
+        success,
     }
 }

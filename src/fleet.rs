@@ -64,13 +64,14 @@ pub fn run(
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(p) = planned.get(i) else { break };
+                    if crate::interrupt::requested() {
+                        break;
+                    }
                     let mut options = p.options.clone();
                     options.host_port = worker_port(options.host_port, worker);
                     let started = Instant::now();
-                    let mut session = rep.session(&p.target, what, image, options.command);
-                    if planned.len() > 1 {
-                        session = session.in_fleet();
-                    }
+                    let session =
+                        rep.session(&p.target, what, image, options.command, planned.len() > 1);
                     let result = crate::session::upload(&p.target, image, &options, &mut |e| {
                         session.event(&e)
                     });
@@ -87,6 +88,7 @@ pub fn run(
                     };
                     match &result {
                         Ok(outcome) => session.finished(outcome, back_online),
+                        Err(UploadError::Interrupted) => session.interrupted(),
                         Err(e) => session.failed(e),
                     }
                     let r = DeviceResult {
@@ -101,11 +103,12 @@ pub fn run(
             });
         }
     });
+    // After an interrupt, the devices never started have no result.
     results
         .into_inner()
         .expect("results lock")
         .into_iter()
-        .map(|r| r.expect("every device has a result"))
+        .flatten()
         .collect()
 }
 

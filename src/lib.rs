@@ -19,6 +19,7 @@ pub mod firmware;
 pub mod fleet;
 pub mod guard;
 pub mod image;
+pub mod interrupt;
 pub mod report;
 pub mod sample;
 pub mod session;

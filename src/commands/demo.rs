@@ -16,7 +16,7 @@ use arduino_ota::net::SessionEnd;
 use crate::emulator::{Emulator, EmulatorConfig, EmulatorEvent, LinkModel};
 use crate::error::Error;
 use crate::image::ImageOptions;
-use crate::report::Reporter;
+use crate::report::{Message, Reporter};
 use crate::sample::{self, SampleChip, SampleFirmware};
 use crate::session::{Password, Target, UploadOptions};
 
@@ -127,20 +127,12 @@ pub fn demo_command(rep: &Reporter, args: &DemoArgs) -> Result<(), Error> {
                 .as_ref()
                 .and_then(|p| fs::read(p).ok())
                 .is_some_and(|written| written == image.data);
-            rep.json(serde_json::json!({
-                "reason": "device-verdict",
-                "device": target.name,
-                "ok": true,
-                "md5": md5,
-                "identical": identical,
-            }));
-            rep.status(
-                "Device",
-                format!(
-                    "verified the MD5 and the app image (chip, segments, checksum, SHA-256), wrote it to its OTA slot{} and rebooted",
-                    if identical { " byte for byte" } else { "" }
-                ),
-            );
+            rep.message(Message::DeviceVerdict {
+                device: target.name.clone(),
+                ok: true,
+                md5: md5.clone(),
+                identical,
+            });
             if identical {
                 Ok(())
             } else {

@@ -1,11 +1,9 @@
 //! `cargo ota discover`: list the ArduinoOTA devices that answer mDNS.
 
-use serde_json::json;
-
 use crate::cli::DiscoverArgs;
 use crate::discover;
 use crate::error::Error;
-use crate::report::Reporter;
+use crate::report::{Message, Reporter};
 
 pub fn discover_command(rep: &Reporter, args: &DiscoverArgs) -> Result<(), Error> {
     rep.status(
@@ -17,17 +15,9 @@ pub fn discover_command(rep: &Reporter, args: &DiscoverArgs) -> Result<(), Error
         ),
     );
     let found = discover::browse(args.timeout, |d| {
-        rep.json(json!({
-            "reason": "device-found",
-            "name": d.name,
-            "hostname": d.hostname,
-            "addresses": d.addresses,
-            "port": d.port,
-            "board": d.board,
-            "auth_upload": d.auth_upload,
-        }));
+        rep.message(Message::DeviceFound(d.clone()));
     })?;
-    rep.json(json!({ "reason": "discover-finished", "count": found.len() }));
+    rep.message(Message::DiscoverFinished { count: found.len() });
     if found.is_empty() {
         rep.status(
             "Found",

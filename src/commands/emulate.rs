@@ -133,7 +133,10 @@ pub fn emulate_command(args: &EmulateArgs, env: &Environment) -> Result<(), Erro
                 let _ = writeln!(std::io::stderr(), "{}", describe_event(&event));
             }
         })
-        .map_err(|e| Error::usage(format!("emulator socket failed: {e}"), None))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::Interrupted => Error::Interrupted,
+            _ => Error::usage(format!("emulator socket failed: {e}"), None),
+        })
 }
 
 pub fn describe_event(e: &EmulatorEvent) -> String {

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::cli::InitArgs;
 use crate::error::Error;
 use crate::firmware::{self, BuildOptions};
-use crate::report::Reporter;
+use crate::report::{Message, Reporter};
 use crate::settings::Environment;
 
 const METADATA_TEMPLATE: &str = include_str!("../../templates/metadata.toml");
@@ -88,12 +88,11 @@ pub fn init_command(rep: &Reporter, args: &InitArgs, env: &Environment) -> Resul
     }
     let install = install_source(env);
     let responder = has_responder(&project);
-    rep.json(serde_json::json!({
-        "reason": "init",
-        "manifest": manifest,
-        "changed": !has_ota_section(&doc),
-        "responder": responder,
-    }));
+    rep.message(Message::Init {
+        manifest: manifest.clone(),
+        changed: !has_ota_section(&doc),
+        responder,
+    });
     if !responder {
         rep.warn(responder_advice(&project, &install));
     }

@@ -10,49 +10,59 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crate::cli::{Cli, Commands};
-use crate::error::{Error, exit};
-use crate::report::Reporter;
+use crate::error::{Error, UploadError, exit};
+use crate::report::{Message, Reporter};
 use crate::session::{Target, UploadOptions};
 use crate::settings::Environment;
 use arduino_ota::Command;
 use arduino_ota::appimage;
 
-/// Whether the interrupt message goes out as JSON too.
+/// Whether the fallback's interrupt message goes out as JSON too.
 static JSON_OUTPUT: AtomicBool = AtomicBool::new(false);
 
-/// Ctrl-C: say so and exit 130 at once. Exiting closes every socket, so the
-/// device sees its connection end, drops the partial update and keeps its
-/// firmware; nothing is left listening.
-///
-/// The messages are best effort: a reader that went away (`| tee` after its own
-/// Ctrl-C) or stopped reading must not keep the process alive, so they are written
-/// on a thread of their own and the exit comes after at most a short wait.
+/// How long the normal path may take to end the process after Ctrl-C before the
+/// handler does (a stage that cannot notice, such as an mDNS browse).
+const INTERRUPT_FALLBACK: Duration = Duration::from_secs(2);
+/// How long the last messages may take to go out after Ctrl-C (a reader that
+/// went away or stopped reading must not keep the process alive).
+const INTERRUPT_FLUSH: Duration = Duration::from_millis(500);
+
+/// Ctrl-C raises the interrupt flag ([`crate::interrupt`]); the running stage
+/// returns `Interrupted` and the process exits 130 through the normal path. If
+/// that has not happened within [`INTERRUPT_FALLBACK`], the handler says so and
+/// exits 130 itself: exiting closes every socket, so a device still drops the
+/// partial update.
 pub fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
+        crate::interrupt::request();
+        std::thread::sleep(INTERRUPT_FALLBACK);
         let json = JSON_OUTPUT.load(Ordering::SeqCst);
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let _ = std::thread::Builder::new()
             .name("interrupt-message".into())
             .spawn(move || {
-                let hint =
-                    "the device drops the partial update and keeps running its current firmware";
+                let e = Error::Interrupted;
                 if json {
-                    let line = serde_json::json!({
-                        "reason": "error",
-                        "code": exit::INTERRUPTED,
-                        "message": "interrupted",
-                        "hint": hint,
-                    });
+                    let line = Message::Error {
+                        code: e.exit_code(),
+                        message: e.to_string(),
+                        hint: e.hint(),
+                    };
                     let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{line}");
+                    let _ = writeln!(out, "{}", serde_json::to_string(&line).unwrap_or_default());
                     let _ = out.flush();
                 }
-                let _ = writeln!(std::io::stderr(), "\nerror: interrupted\n  help: {hint}");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\nerror: interrupted\n  help: {}",
+                    e.hint().unwrap_or_default()
+                );
                 let _ = done_tx.send(());
             });
-        let _ = done_rx.recv_timeout(std::time::Duration::from_millis(500));
+        let _ = done_rx.recv_timeout(INTERRUPT_FLUSH);
         std::process::exit(exit::INTERRUPTED);
     });
 }
@@ -90,22 +100,26 @@ pub fn run(cli: Cli, env: &Environment) -> i32 {
         Some(Commands::Init(a)) => init::init_command(&rep, a, env),
         Some(Commands::Discover(a)) => discover::discover_command(&rep, a),
     };
-    match result {
+    let code = match result {
         Ok(()) => exit::OK,
         Err(e) => {
             // Upload failures already have their upload-failed and summary lines.
             if !matches!(e, Error::Upload(_) | Error::SomeFailed { .. }) {
-                rep.json(serde_json::json!({
-                    "reason": "error",
-                    "code": e.exit_code(),
-                    "message": e.to_string(),
-                    "hint": e.hint(),
-                }));
+                rep.message(Message::Error {
+                    code: e.exit_code(),
+                    message: e.to_string(),
+                    hint: e.hint(),
+                });
             }
             rep.error(&e);
             e.exit_code()
         }
+    };
+    if code == exit::INTERRUPTED && !rep.flush_within(INTERRUPT_FLUSH) {
+        // The output does not take the last lines: end without them.
+        std::process::exit(code);
     }
+    code
 }
 
 /// Read an image file and refuse what cannot be the kind of image announced.
@@ -151,12 +165,16 @@ pub fn upload_one(
     image: &[u8],
     opts: &UploadOptions,
 ) -> Result<crate::session::Outcome, Error> {
-    let mut session = rep.session(target, what, image, opts.command);
+    let session = rep.session(target, what, image, opts.command, false);
     let result = crate::session::upload(target, image, opts, &mut |e| session.event(&e));
     match result {
         Ok(outcome) => {
             session.finished(&outcome, None);
             Ok(outcome)
+        }
+        Err(UploadError::Interrupted) => {
+            session.interrupted();
+            Err(Error::Interrupted)
         }
         Err(e) => {
             session.failed(&e);

@@ -6,16 +6,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use indicatif::HumanBytes;
-use serde_json::json;
-
 use super::read_image;
 use crate::cli::{ImageCommandArgs, MainArgs, UploadArgs};
 use crate::error::Error;
 use crate::firmware;
 use crate::fleet::{self, DeviceResult};
 use crate::image::{self, AppImage, ImageOptions};
-use crate::report::{Reporter, SummaryRow};
+use crate::report::{DeviceSummary, Message, Reporter, round3};
 use crate::settings::{self, Environment, Firmware};
 use arduino_ota::Command;
 
@@ -37,15 +34,13 @@ fn firmware(firmware: &Firmware, rep: &Reporter) -> Result<(PathBuf, Option<Path
         ),
     );
     let built = firmware::build(&job.project, &job.options, target, &job.cwd, &job.toolchain)?;
-    rep.json(json!({
-        "reason": "build-finished",
-        "package": name,
-        "binary": built.name,
-        "target": target,
-        "profile": job.profile,
-        "elf": built.elf,
-    }));
-    rep.detail("Built", built.elf.display());
+    rep.message(Message::BuildFinished {
+        package: name.to_string(),
+        binary: built.name.clone(),
+        target: job.target.clone(),
+        profile: job.profile.clone(),
+        elf: built.elf.clone(),
+    });
     Ok((built.elf, built.idf_partition_table))
 }
 
@@ -80,67 +75,51 @@ pub fn convert_elf(
 }
 
 fn report_image(rep: &Reporter, elf: &Path, image: &AppImage, written: Option<&Path>) {
-    let size = image.data.len() as u64;
-    let app = image
-        .app
-        .as_ref()
-        .map(|a| format!(" `{}` {} (built {} {})", a.name, a.version, a.date, a.time))
-        .unwrap_or_default();
-    let slot = match &image.slot {
-        Some(s) => format!(
-            "; fits OTA slot `{}` ({}, {:.0}% used)",
-            s.partition,
-            HumanBytes(u64::from(s.partition_size)),
-            size as f64 * 100.0 / f64::from(s.partition_size.max(1))
-        ),
-        None => "; size not checked (no partition table: set `partition-table`)".to_string(),
-    };
-    rep.status(
-        "Image",
-        format!(
-            "{} app{app}: {}, md5 {}{slot}",
-            image.chip,
-            HumanBytes(size),
-            image.md5
-        ),
-    );
-    rep.json(json!({
-        "reason": "image-ready",
-        "elf": elf,
-        "path": written,
-        "chip": image.chip.to_string(),
-        "size": size,
-        "md5": image.md5,
-        "app": image.app,
-        "partition": image.slot.as_ref().map(|s| s.partition.clone()),
-        "partition_size": image.slot.as_ref().map(|s| s.partition_size),
-        "ota_slots": image.slot.as_ref().map(|s| s.ota_slots),
-    }));
+    rep.message(Message::ImageReady {
+        elf: elf.to_path_buf(),
+        path: written.map(Path::to_path_buf),
+        chip: image.chip.to_string(),
+        size: image.data.len() as u64,
+        md5: image.md5.clone(),
+        app: image.app.clone(),
+        partition: image.slot.as_ref().map(|s| s.partition.clone()),
+        partition_size: image.slot.as_ref().map(|s| s.partition_size),
+        ota_slots: image.slot.as_ref().map(|s| s.ota_slots),
+    });
 }
 
 /// Report each device and the summary. One device: its own exit code; several:
 /// 1 if any failed.
 fn report_fleet(rep: &Reporter, results: Vec<DeviceResult>, started: Instant) -> Result<(), Error> {
+    if crate::interrupt::requested() {
+        return Err(Error::Interrupted);
+    }
     let several = results.len() > 1;
-    let rows: Vec<SummaryRow> = results
+    let rows: Vec<DeviceSummary> = results
         .iter()
         .map(|r| {
             let (ok, code, error, message) = match &r.result {
                 Ok(_) => (true, 0, None, String::new()),
-                Err(e) => (false, e.exit_code(), Some(e.kind()), e.to_string()),
+                Err(e) => (
+                    false,
+                    e.exit_code(),
+                    Some(e.kind().to_string()),
+                    e.to_string(),
+                ),
             };
             let outcome = r.result.as_ref().ok();
-            SummaryRow {
-                device: &r.name,
-                host: &r.host,
+            DeviceSummary {
+                device: r.name.clone(),
+                host: r.host.clone(),
                 ok,
                 code,
                 error,
                 bytes: outcome.map(|o| o.bytes),
-                secs: r.secs,
-                rate: outcome.map(|o| o.bytes as f64 / o.transfer.as_secs_f64().max(1e-6)),
-                message,
+                secs: round3(r.secs),
+                rate: outcome
+                    .map(|o| (o.bytes as f64 / o.transfer.as_secs_f64().max(1e-6)).round()),
                 back_online: r.back_online.map(|b| b.is_some()),
+                message,
             }
         })
         .collect();
@@ -151,14 +130,13 @@ fn report_fleet(rep: &Reporter, results: Vec<DeviceResult>, started: Instant) ->
             }
         }
     }
-    rep.summary(&rows, started.elapsed().as_secs_f64());
     let failed = rows.iter().filter(|r| !r.ok).count();
-    drop(rows);
+    rep.summary(rows, started.elapsed().as_secs_f64());
     if !several {
         return results
             .into_iter()
             .next()
-            .map_or(Ok(()), |r| r.result.map(|_| ()).map_err(Error::Upload));
+            .map_or(Ok(()), |r| r.result.map(|_| ()).map_err(Error::from));
     }
     if failed > 0 {
         return Err(Error::SomeFailed {

@@ -97,6 +97,8 @@ impl EmulatedNetwork {
         nodelay: bool,
         seed: u64,
     ) -> Self {
+        // Waits for datagrams wake up this often to notice Ctrl-C.
+        let _ = inner.socket().set_read_timeout(Some(INTERRUPT_POLL));
         EmulatedNetwork {
             inner,
             drop_invitations_left: faults.drop_invitations,
@@ -121,12 +123,29 @@ impl EmulatedNetwork {
     }
 }
 
+/// How often an idle emulated device looks at the interrupt flag.
+const INTERRUPT_POLL: Duration = Duration::from_millis(100);
+
 impl Network for EmulatedNetwork {
     type Conn = EmulatedConn;
 
     fn recv_from(&mut self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         loop {
-            let (n, from) = self.inner.recv_from(buf)?;
+            let (n, from) = match self.inner.recv_from(buf) {
+                Ok(v) => v,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if crate::interrupt::requested() {
+                        return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if self.silenced || self.faults.busy || self.rng.percent(self.faults.udp_loss_pct) {
                 continue;
             }

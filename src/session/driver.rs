@@ -233,6 +233,10 @@ fn run(
         if let Some(result) = session.take_result() {
             return result;
         }
+        if crate::interrupt::requested() {
+            // Dropping the sockets ends the connection: the device drops the update.
+            return Err(UploadError::Interrupted);
+        }
         // Write the next piece: a write blocks for at most POLL.
         let writing = match (&mut conn, session.next_write()) {
             (Some(c), Some(range)) => {
@@ -262,7 +266,7 @@ fn run(
             session
                 .poll_timeout()
                 .map_or(POLL, |t| t.saturating_duration_since(now))
-                .min(if conn.is_some() { POLL } else { Duration::MAX })
+                .min(POLL)
         };
         let mut next = match rx.recv_timeout(wait) {
             Ok(m) => Some(m),
