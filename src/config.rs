@@ -1,47 +1,26 @@
 //! Configuration: `[package.metadata.ota]`, `[workspace.metadata.ota]` and
 //! espflash.toml, read once into plain values. Precedence (highest first): CLI
 //! flag, environment, the package's device entry, the package section, the
-//! workspace section, espflash.toml, built-in defaults. Every error names the file,
-//! the key and what to put there.
+//! workspace section, espflash.toml, built-in defaults.
+//!
+//! The files' schema is serde-derived (`OtaToml`, `DeviceEntry`, `EspflashToml`);
+//! `serde_path_to_error` gives the dotted key of a bad value, and `explain` turns
+//! serde's error into one that names the file, the key, the value and what to put
+//! there (or the nearest known key).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use espflash::flasher::{FlashFrequency, FlashMode, FlashSize};
+use espflash::flasher::{FlashFrequency, FlashMode, FlashSettings, FlashSize};
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, Error as _, Unexpected};
 use serde_json::Value;
+use serde_path_to_error::Segment;
 
 use crate::error::Error;
 use crate::image::{self, CHIP_NAMES};
 use arduino_ota::AuthMode;
-
-/// Keys of an `ota` section.
-const SECTION_KEYS: &[&str] = &[
-    "chip",
-    "partition-table",
-    "target-app-partition",
-    "flash-size",
-    "flash-mode",
-    "flash-freq",
-    "min-chip-rev",
-    "port",
-    "host-ip",
-    "host-port",
-    "password-env",
-    "password",
-    "auth",
-    "timeout",
-    "retries",
-    "verify",
-    "verify-timeout",
-    "ota-guard",
-    "default-devices",
-    "devices",
-    "groups",
-];
-
-/// Keys of a device entry.
-const DEVICE_KEYS: &[&str] = &["host", "port", "password-env", "password", "auth"];
 
 /// Settings that may appear at any level.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -93,15 +72,22 @@ impl Settings {
     }
 }
 
-/// A named device.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// A named device: `[*.metadata.ota.devices.NAME]`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DeviceEntry {
+    #[serde(deserialize_with = "text")]
     pub host: String,
+    #[serde(default, deserialize_with = "port")]
     pub port: Option<u16>,
+    #[serde(default, deserialize_with = "text")]
     pub password_env: Option<String>,
+    #[serde(default, deserialize_with = "text")]
     pub password: Option<String>,
+    #[serde(default, deserialize_with = "auth")]
     pub auth: Option<AuthMode>,
     /// Where it was defined, for messages.
+    #[serde(skip)]
     pub defined_in: PathBuf,
 }
 
@@ -128,26 +114,170 @@ pub struct Config {
     pub files: Vec<PathBuf>,
 }
 
-/// Reads values out of a JSON tree and says where a bad one is.
-struct Reader<'a> {
-    file: &'a Path,
-    /// Directory relative paths are resolved against.
-    dir: &'a Path,
+/// `[package.metadata.ota]` / `[workspace.metadata.ota]` as written.
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+struct OtaToml {
+    #[serde(deserialize_with = "text")]
+    chip: Option<String>,
+    #[serde(deserialize_with = "text")]
+    partition_table: Option<String>,
+    #[serde(deserialize_with = "text")]
+    target_app_partition: Option<String>,
+    #[serde(deserialize_with = "flash_size")]
+    flash_size: Option<FlashSize>,
+    #[serde(deserialize_with = "flash_mode")]
+    flash_mode: Option<FlashMode>,
+    #[serde(deserialize_with = "flash_freq")]
+    flash_freq: Option<FlashFrequency>,
+    #[serde(deserialize_with = "chip_rev")]
+    min_chip_rev: Option<u16>,
+    #[serde(deserialize_with = "port")]
+    port: Option<u16>,
+    #[serde(deserialize_with = "ip")]
+    host_ip: Option<IpAddr>,
+    #[serde(deserialize_with = "port")]
+    host_port: Option<u16>,
+    #[serde(deserialize_with = "text")]
+    password_env: Option<String>,
+    #[serde(deserialize_with = "text")]
+    password: Option<String>,
+    #[serde(deserialize_with = "auth")]
+    auth: Option<AuthMode>,
+    #[serde(deserialize_with = "seconds")]
+    timeout: Option<f64>,
+    #[serde(deserialize_with = "retries")]
+    retries: Option<u32>,
+    verify: Option<bool>,
+    #[serde(deserialize_with = "seconds")]
+    verify_timeout: Option<f64>,
+    ota_guard: Option<bool>,
+    default_devices: Option<Names>,
+    devices: BTreeMap<String, DeviceEntry>,
+    groups: BTreeMap<String, Names>,
 }
 
-/// Levenshtein distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
+/// Device or group names.
+struct Names(Vec<String>);
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        leaf(d, "a list of names such as [\"bench\"]", |v| {
+            let name = |n: &Value| Some(n.as_str().filter(|s| !s.is_empty())?.to_owned());
+            v.as_array()?
+                .iter()
+                .map(name)
+                .collect::<Option<_>>()
+                .map(Names)
+        })
     }
-    prev[b.len()]
+}
+
+/// The keys of espflash.toml that cargo ota reads, as espflash reads them (other
+/// keys are espflash's own). `[flash]` is espflash's `FlashSettings`; espflash's
+/// `[idf]` type (`cli::IdfFormatArgs`) is behind its `cli` feature, so the two keys
+/// used here are spelled out.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct EspflashToml {
+    flash: FlashSettings,
+    #[serde(alias = "idf_format_args")]
+    idf: IdfToml,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct IdfToml {
+    #[serde(deserialize_with = "text")]
+    partition_table: Option<String>,
+    #[serde(deserialize_with = "text")]
+    target_app_partition: Option<String>,
+}
+
+/// A value `parse` takes, or an error saying `what` to put there (`explain` adds
+/// the file, the key and the value found).
+fn leaf<'de, D: Deserializer<'de>, T, U: From<T>>(
+    d: D,
+    what: &str,
+    parse: impl FnOnce(&Value) -> Option<T>,
+) -> Result<U, D::Error> {
+    let v = Value::deserialize(d)?;
+    parse(&v)
+        .map(U::from)
+        .ok_or_else(|| D::Error::invalid_value(Unexpected::Other("value"), &what))
+}
+
+fn text<'de, D: Deserializer<'de>, T: From<String>>(d: D) -> Result<T, D::Error> {
+    leaf(d, "a non-empty string", |v| {
+        v.as_str()
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned)
+    })
+}
+
+fn port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    leaf(d, "a port number from 1 to 65535", |v| {
+        u16::try_from(v.as_u64()?).ok().filter(|p| *p > 0)
+    })
+}
+
+/// A whole number from 0 to `max` (TOML's `3.0` too).
+fn whole(v: &Value, max: f64) -> Option<f64> {
+    v.as_f64()
+        .filter(|n| (0.0..=max).contains(n) && n.fract() == 0.0)
+}
+
+fn chip_rev<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    leaf(d, "a revision like 3 or 100 (major * 100 + minor)", |v| {
+        whole(v, 65535.0).map(|n| n as u16)
+    })
+}
+
+fn retries<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    leaf(d, "a whole number from 0 to 100", |v| {
+        whole(v, 100.0).map(|n| n as u32)
+    })
+}
+
+fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    leaf(d, "a number of seconds above 0 (at most 86400)", |v| {
+        v.as_f64().filter(|n| *n > 0.0 && *n <= 86_400.0)
+    })
+}
+
+fn ip<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
+    leaf(d, "an IP address", |v| v.as_str()?.parse::<IpAddr>().ok())
+}
+
+fn auth<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AuthMode>, D::Error> {
+    leaf(d, "one of auto, md5, sha256, sha256-md5", |v| {
+        match v.as_str()? {
+            "auto" => Some(AuthMode::Auto),
+            "md5" => Some(AuthMode::Md5),
+            "sha256" => Some(AuthMode::Sha256),
+            "sha256-md5" => Some(AuthMode::Sha256Md5),
+            _ => None,
+        }
+    })
+}
+
+fn flash_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<FlashSize>, D::Error> {
+    let what = "a flash size (256kb, 512kb, 1mb, 2mb, 4mb, 8mb, 16mb, 32mb, 64mb, 128mb)";
+    leaf(d, what, |v| image::parse_flash_size(v.as_str()?))
+}
+
+fn flash_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<FlashMode>, D::Error> {
+    leaf(d, "a flash mode (qio, qout, dio, dout)", |v| {
+        image::parse_flash_mode(v.as_str()?)
+    })
+}
+
+fn flash_freq<'de, D: Deserializer<'de>>(d: D) -> Result<Option<FlashFrequency>, D::Error> {
+    leaf(
+        d,
+        "a flash frequency (20mhz, 26mhz, 40mhz, 80mhz, ...)",
+        |v| image::parse_flash_freq(v.as_str()?),
+    )
 }
 
 /// The closest of `candidates` to `word`, if close enough to be a typo.
@@ -155,327 +285,87 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     let norm = word.replace('_', "-").to_ascii_lowercase();
     candidates
         .into_iter()
-        .map(|c| (distance(&norm, c), c))
+        .map(|c| (strsim::levenshtein(&norm, c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
 
+/// A value as the file shows it, cut short.
 fn show(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 60 {
-        format!("{}…", &s[..57])
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(57).collect::<String>())
     } else {
         s
     }
 }
 
-impl Reader<'_> {
-    fn err(&self, key: &str, what: String, hint: Option<String>) -> Error {
-        Error::usage(format!("{}: `{key}` {what}", self.file.display()), hint)
-    }
+fn err(file: &Path, key: &str, what: &str, hint: Option<String>) -> Error {
+    Error::usage(format!("{}: `{key}` {what}", file.display()), hint)
+}
 
-    fn table<'v>(
-        &self,
-        v: &'v Value,
-        key: &str,
-    ) -> Result<&'v serde_json::Map<String, Value>, Error> {
-        v.as_object()
-            .ok_or_else(|| self.err(key, format!("must be a table, found {}", show(v)), None))
-    }
+/// Deserialize `value`, the table at `prefix` in `file`.
+fn parse<T: DeserializeOwned>(value: &Value, file: &Path, prefix: &str) -> Result<T, Error> {
+    serde_path_to_error::deserialize(value).map_err(|e| explain(&e, value, file, prefix))
+}
 
-    fn check_keys(
-        &self,
-        table: &serde_json::Map<String, Value>,
-        key: &str,
-        allowed: &[&str],
-    ) -> Result<(), Error> {
-        for k in table.keys() {
-            if !allowed.contains(&k.as_str()) {
-                let hint = match suggest(k, allowed.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => format!("the keys are: {}", allowed.join(", ")),
-                };
-                return Err(self.err(
-                    &format!("{key}.{k}"),
-                    "is not a known key".into(),
-                    Some(hint),
-                ));
+/// serde's error as the user needs it: the file, the dotted key, the value found and
+/// what to put there, or the known key it is a typo of.
+fn explain(
+    e: &serde_path_to_error::Error<serde_json::Error>,
+    root: &Value,
+    file: &Path,
+    prefix: &str,
+) -> Error {
+    let (mut key, mut last, mut found) = (prefix.to_string(), "", Some(root));
+    for segment in e.path().iter() {
+        match segment {
+            Segment::Seq { index } => {
+                key.push_str(&format!("[{index}]"));
+                found = found.and_then(|v| v.get(index));
             }
-        }
-        Ok(())
-    }
-
-    fn string(
-        &self,
-        t: &serde_json::Map<String, Value>,
-        key: &str,
-        name: &str,
-    ) -> Result<Option<String>, Error> {
-        match t.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
-            Some(v) => Err(self.err(
-                &format!("{key}.{name}"),
-                format!("must be a non-empty string, found {}", show(v)),
-                None,
-            )),
-        }
-    }
-
-    fn port(
-        &self,
-        t: &serde_json::Map<String, Value>,
-        key: &str,
-        name: &str,
-    ) -> Result<Option<u16>, Error> {
-        match t.get(name) {
-            None => Ok(None),
-            Some(v) => match v.as_u64() {
-                Some(p) if (1..=65535).contains(&p) => Ok(Some(p as u16)),
-                _ => Err(self.err(
-                    &format!("{key}.{name}"),
-                    format!("must be a port number from 1 to 65535, found {}", show(v)),
-                    None,
-                )),
-            },
-        }
-    }
-
-    fn parsed<T>(
-        &self,
-        t: &serde_json::Map<String, Value>,
-        key: &str,
-        name: &str,
-        what: &str,
-        parse: impl Fn(&str) -> Option<T>,
-    ) -> Result<Option<T>, Error> {
-        match self.string(t, key, name)? {
-            None => Ok(None),
-            Some(s) => parse(&s).map(Some).ok_or_else(|| {
-                self.err(
-                    &format!("{key}.{name}"),
-                    format!("is `{s}`, which is not {what}"),
-                    None,
-                )
-            }),
-        }
-    }
-
-    fn number(
-        &self,
-        t: &serde_json::Map<String, Value>,
-        key: &str,
-        name: &str,
-        what: &str,
-        ok: impl Fn(f64) -> bool,
-    ) -> Result<Option<f64>, Error> {
-        match t.get(name) {
-            None => Ok(None),
-            Some(v) => match v.as_f64() {
-                Some(n) if ok(n) => Ok(Some(n)),
-                _ => Err(self.err(
-                    &format!("{key}.{name}"),
-                    format!("must be {what}, found {}", show(v)),
-                    None,
-                )),
-            },
-        }
-    }
-
-    fn names(
-        &self,
-        t: &serde_json::Map<String, Value>,
-        key: &str,
-        name: &str,
-    ) -> Result<Option<Vec<String>>, Error> {
-        match t.get(name) {
-            None => Ok(None),
-            Some(Value::Array(items))
-                if items
-                    .iter()
-                    .all(|i| i.as_str().is_some_and(|s| !s.is_empty())) =>
-            {
-                Ok(Some(
-                    items
-                        .iter()
-                        .map(|i| i.as_str().unwrap().to_string())
-                        .collect(),
-                ))
-            }
-            Some(v) => Err(self.err(
-                &format!("{key}.{name}"),
-                format!("must be a list of names, found {}", show(v)),
-                Some(format!("for example: {name} = [\"bench\"]")),
-            )),
-        }
-    }
-
-    fn boolean(
-        &self,
-        t: &serde_json::Map<String, Value>,
-        key: &str,
-        name: &str,
-    ) -> Result<Option<bool>, Error> {
-        match t.get(name) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(v) => Err(self.err(
-                &format!("{key}.{name}"),
-                format!("must be true or false, found {}", show(v)),
-                None,
-            )),
-        }
-    }
-
-    fn auth(
-        &self,
-        t: &serde_json::Map<String, Value>,
-        key: &str,
-    ) -> Result<Option<AuthMode>, Error> {
-        self.parsed(
-            t,
-            key,
-            "auth",
-            "one of auto, md5, sha256, sha256-md5",
-            |s| match s {
-                "auto" => Some(AuthMode::Auto),
-                "md5" => Some(AuthMode::Md5),
-                "sha256" => Some(AuthMode::Sha256),
-                "sha256-md5" => Some(AuthMode::Sha256Md5),
-                _ => None,
-            },
-        )
-    }
-
-    fn settings(&self, t: &serde_json::Map<String, Value>, key: &str) -> Result<Settings, Error> {
-        let chip = self.string(t, key, "chip")?;
-        if let Some(c) = &chip
-            && image::parse_chip(c).is_none()
-        {
-            let hint = match suggest(c, CHIP_NAMES.iter().copied()) {
-                Some(s) => format!("did you mean `{s}`? chips: {}", CHIP_NAMES.join(", ")),
-                None => format!("chips: {}", CHIP_NAMES.join(", ")),
-            };
-            return Err(self.err(
-                &format!("{key}.chip"),
-                format!("is `{c}`, which is not a chip"),
-                Some(hint),
-            ));
-        }
-        Ok(Settings {
-            chip,
-            partition_table: self
-                .string(t, key, "partition-table")?
-                .map(|p| self.dir.join(p)),
-            target_app_partition: self.string(t, key, "target-app-partition")?,
-            flash_size: self.parsed(
-                t,
-                key,
-                "flash-size",
-                "a flash size (256kb, 512kb, 1mb, 2mb, 4mb, 8mb, 16mb, 32mb, 64mb, 128mb)",
-                image::parse_flash_size,
-            )?,
-            flash_mode: self.parsed(
-                t,
-                key,
-                "flash-mode",
-                "a flash mode (qio, qout, dio, dout)",
-                image::parse_flash_mode,
-            )?,
-            flash_freq: self.parsed(
-                t,
-                key,
-                "flash-freq",
-                "a flash frequency (20mhz, 26mhz, 40mhz, 80mhz, ...)",
-                image::parse_flash_freq,
-            )?,
-            min_chip_rev: self
-                .number(
-                    t,
-                    key,
-                    "min-chip-rev",
-                    "a revision like 3 or 100 (major * 100 + minor)",
-                    |n| (0.0..=65535.0).contains(&n) && n.fract() == 0.0,
-                )?
-                .map(|n| n as u16),
-            port: self.port(t, key, "port")?,
-            host_ip: self.parsed(t, key, "host-ip", "an IP address", |s| s.parse().ok())?,
-            host_port: self.port(t, key, "host-port")?,
-            password_env: self.string(t, key, "password-env")?,
-            password: self.string(t, key, "password")?,
-            auth: self.auth(t, key)?,
-            timeout: self.number(t, key, "timeout", "a number of seconds above 0", |n| {
-                n > 0.0 && n <= 86_400.0
-            })?,
-            retries: self
-                .number(t, key, "retries", "a whole number from 0 to 100", |n| {
-                    (0.0..=100.0).contains(&n) && n.fract() == 0.0
-                })?
-                .map(|n| n as u32),
-            verify: self.boolean(t, key, "verify")?,
-            ota_guard: self.boolean(t, key, "ota-guard")?,
-            verify_timeout: self.number(
-                t,
-                key,
-                "verify-timeout",
-                "a number of seconds above 0",
-                |n| n > 0.0 && n <= 86_400.0,
-            )?,
-        })
-    }
-
-    fn section(&self, v: &Value, key: &str, warnings: &mut Vec<String>) -> Result<Section, Error> {
-        let t = self.table(v, key)?;
-        self.check_keys(t, key, SECTION_KEYS)?;
-        let settings = self.settings(t, key)?;
-        if settings.password.is_some() {
-            warnings.push(plaintext_warning(self.file, &format!("{key}.password")));
-        }
-        let mut devices = BTreeMap::new();
-        if let Some(d) = t.get("devices") {
-            for (name, entry) in self.table(d, &format!("{key}.devices"))? {
-                let dkey = format!("{key}.devices.{name}");
-                let e = self.table(entry, &dkey)?;
-                self.check_keys(e, &dkey, DEVICE_KEYS)?;
-                let host = self.string(e, &dkey, "host")?.ok_or_else(|| {
-                    self.err(
-                        &dkey,
-                        "has no `host`".into(),
-                        Some(format!("add host = \"IP or name\" under [{dkey}]")),
-                    )
-                })?;
-                let entry = DeviceEntry {
-                    host,
-                    port: self.port(e, &dkey, "port")?,
-                    password_env: self.string(e, &dkey, "password-env")?,
-                    password: self.string(e, &dkey, "password")?,
-                    auth: self.auth(e, &dkey)?,
-                    defined_in: self.file.to_path_buf(),
-                };
-                if entry.password.is_some() {
-                    warnings.push(plaintext_warning(self.file, &format!("{dkey}.password")));
+            Segment::Map { key: k } | Segment::Enum { variant: k } => {
+                if !key.is_empty() {
+                    key.push('.');
                 }
-                devices.insert(name.clone(), entry);
+                key.push_str(k);
+                (last, found) = (k, found.and_then(|v| v.get(k)));
             }
+            Segment::Unknown => found = None,
         }
-        let mut groups = BTreeMap::new();
-        if let Some(g) = t.get("groups") {
-            let gt = self.table(g, &format!("{key}.groups"))?;
-            for name in gt.keys() {
-                let members = self
-                    .names(gt, &format!("{key}.groups"), name)?
-                    .unwrap_or_default();
-                groups.insert(name.clone(), members);
-            }
-        }
-        Ok(Section {
-            settings,
-            default_devices: self.names(t, key, "default-devices")?,
-            devices,
-            groups,
-        })
     }
+    let message = e.inner().to_string();
+    // serde's wording: "..., expected X", "unknown field `k`, expected one of `a`, `b`".
+    let expected = message.rsplit_once(", expected ").map(|(_, x)| x);
+    if message.starts_with("unknown field") {
+        let keys: Vec<&str> = expected
+            .unwrap_or_default()
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .collect();
+        let hint = match suggest(last, keys.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("the keys are: {}", keys.join(", ")),
+        };
+        return err(file, &key, "is not a known key", Some(hint));
+    }
+    if let Some(field) = message.strip_prefix("missing field `") {
+        // `host` is the only key that must be there.
+        let field = field.trim_end_matches('`');
+        let hint = format!("add {field} = \"IP or name\" under [{key}]");
+        return err(file, &key, &format!("has no `{field}`"), Some(hint));
+    }
+    let what = match expected {
+        Some(x) if x.starts_with("struct ") || x == "a map" => "a table",
+        Some(x) => x,
+        None => &message,
+    };
+    let found = found
+        .map(|v| format!(", found {}", show(v)))
+        .unwrap_or_default();
+    err(file, &key, &format!("must be {what}{found}"), None)
 }
 
 fn plaintext_warning(file: &Path, key: &str) -> String {
@@ -495,11 +385,56 @@ pub fn read_section(
     let Some(ota) = metadata.get("ota") else {
         return Ok(None);
     };
+    let key = format!("{prefix}.metadata.ota");
+    let t: OtaToml = parse(ota, file, &key)?;
+    if let Some(c) = &t.chip
+        && image::parse_chip(c).is_none()
+    {
+        let hint = match suggest(c, CHIP_NAMES.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`? chips: {}", CHIP_NAMES.join(", ")),
+            None => format!("chips: {}", CHIP_NAMES.join(", ")),
+        };
+        let what = format!("is `{c}`, which is not a chip");
+        return Err(err(file, &format!("{key}.chip"), &what, Some(hint)));
+    }
+    if t.password.is_some() {
+        warnings.push(plaintext_warning(file, &format!("{key}.password")));
+    }
+    let mut devices = t.devices;
+    for (name, entry) in &mut devices {
+        entry.defined_in = file.to_path_buf();
+        if entry.password.is_some() {
+            let k = format!("{key}.devices.{name}.password");
+            warnings.push(plaintext_warning(file, &k));
+        }
+    }
     let dir = file.parent().unwrap_or(Path::new("."));
-    let reader = Reader { file, dir };
-    reader
-        .section(ota, &format!("{prefix}.metadata.ota"), warnings)
-        .map(Some)
+    let settings = Settings {
+        chip: t.chip,
+        partition_table: t.partition_table.map(|p| dir.join(p)),
+        target_app_partition: t.target_app_partition,
+        flash_size: t.flash_size,
+        flash_mode: t.flash_mode,
+        flash_freq: t.flash_freq,
+        min_chip_rev: t.min_chip_rev,
+        port: t.port,
+        host_ip: t.host_ip,
+        host_port: t.host_port,
+        password_env: t.password_env,
+        password: t.password,
+        auth: t.auth,
+        timeout: t.timeout,
+        retries: t.retries,
+        verify: t.verify,
+        verify_timeout: t.verify_timeout,
+        ota_guard: t.ota_guard,
+    };
+    Ok(Some(Section {
+        settings,
+        default_devices: t.default_devices.map(|n| n.0),
+        devices,
+        groups: t.groups.into_iter().map(|(g, n)| (g, n.0)).collect(),
+    }))
 }
 
 /// Read espflash.toml's `[flash]` and `[idf]` tables (other keys are espflash's).
@@ -508,41 +443,16 @@ pub fn read_espflash_toml(path: &Path) -> Result<Settings, Error> {
     let value: toml::Value = toml::from_str(&text)
         .map_err(|e| Error::usage(format!("{}: invalid TOML: {e}", path.display()), None))?;
     let json = serde_json::to_value(value).unwrap_or(Value::Null);
+    let t: EspflashToml = parse(&json, path, "")?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let reader = Reader { file: path, dir };
-    let mut s = Settings::default();
-    if let Some(flash) = json.get("flash") {
-        let t = reader.table(flash, "flash")?;
-        s.flash_mode = reader.parsed(
-            t,
-            "flash",
-            "mode",
-            "a flash mode (qio, qout, dio, dout)",
-            image::parse_flash_mode,
-        )?;
-        s.flash_size = reader.parsed(
-            t,
-            "flash",
-            "size",
-            "a flash size such as 4MB",
-            image::parse_flash_size,
-        )?;
-        s.flash_freq = reader.parsed(
-            t,
-            "flash",
-            "frequency",
-            "a flash frequency such as 80MHz",
-            image::parse_flash_freq,
-        )?;
-    }
-    if let Some(idf) = json.get("idf").or(json.get("idf_format_args")) {
-        let t = reader.table(idf, "idf")?;
-        s.partition_table = reader
-            .string(t, "idf", "partition_table")?
-            .map(|p| dir.join(p));
-        s.target_app_partition = reader.string(t, "idf", "target_app_partition")?;
-    }
-    Ok(s)
+    Ok(Settings {
+        flash_mode: t.flash.mode,
+        flash_size: t.flash.size,
+        flash_freq: t.flash.freq,
+        partition_table: t.idf.partition_table.map(|p| dir.join(p)),
+        target_app_partition: t.idf.target_app_partition,
+        ..Settings::default()
+    })
 }
 
 impl Config {
@@ -750,5 +660,157 @@ mod tests {
                 .to_string()
                 .contains("contains itself")
         );
+    }
+
+    #[test]
+    fn unknown_keys_get_the_nearest_key_or_the_list() {
+        let e = err(json!({ "target_app_partition": "ota_0" }));
+        assert!(
+            e.contains("`package.metadata.ota.target_app_partition` is not a known key")
+                && e.ends_with("| did you mean `target-app-partition`?"),
+            "{e}"
+        );
+        let e = err(json!({ "xyzzy": 1 }));
+        assert!(
+            e.contains("the keys are: chip, partition-table,") && e.ends_with("devices, groups"),
+            "{e}"
+        );
+        let e = read_section(
+            &json!({ "ota": { "devices": { "k": { "host": "h", "Port": 1 } } } }),
+            Path::new("/w/Cargo.toml"),
+            "workspace",
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/w/Cargo.toml: `workspace.metadata.ota.devices.k.Port` is not a known key"
+        );
+        assert_eq!(e.hint().as_deref(), Some("did you mean `port`?"));
+    }
+
+    #[test]
+    fn wrong_types_name_the_value_and_what_to_put_there() {
+        for (v, want) in [
+            (
+                json!({ "verify": "yes" }),
+                "`package.metadata.ota.verify` must be a boolean, found \"yes\"",
+            ),
+            (
+                json!({ "devices": 3 }),
+                "`package.metadata.ota.devices` must be a table, found 3",
+            ),
+            (
+                json!({ "retries": 2.5 }),
+                "`package.metadata.ota.retries` must be a whole number from 0 to 100, found 2.5",
+            ),
+            (
+                json!({ "timeout": 0 }),
+                "`package.metadata.ota.timeout` must be a number of seconds above 0 (at most 86400), found 0",
+            ),
+            (
+                json!({ "host-ip": "1.2.3" }),
+                "`package.metadata.ota.host-ip` must be an IP address, found \"1.2.3\"",
+            ),
+            (
+                json!({ "password": " " }),
+                "`package.metadata.ota.password` must be a non-empty string, found \" \"",
+            ),
+            (
+                json!({ "default-devices": "bench" }),
+                "`package.metadata.ota.default-devices` must be a list of names such as [\"bench\"], found \"bench\"",
+            ),
+        ] {
+            assert_eq!(err(v), format!("/p/Cargo.toml: {want} | "));
+        }
+        let long = "é".repeat(80);
+        let e = err(json!({ "default-devices": long }));
+        assert!(e.contains(&format!("found \"{}…", "é".repeat(56))), "{e}");
+        let s = read(json!({ "min-chip-rev": 3.0, "verify-timeout": 0.5 })).unwrap();
+        assert_eq!(s.settings.min_chip_rev, Some(3));
+        assert_eq!(s.settings.verify_timeout, Some(0.5));
+    }
+
+    #[test]
+    fn device_and_group_errors_name_the_nested_key() {
+        let e = err(json!({ "devices": { "kitchen": { "host": "h", "port": 0 } } }));
+        assert_eq!(
+            e,
+            "/p/Cargo.toml: `package.metadata.ota.devices.kitchen.port` must be a port number from 1 to 65535, found 0 | "
+        );
+        let e = err(json!({ "devices": { "kitchen": "10.0.0.2" } }));
+        assert!(
+            e.contains(
+                "`package.metadata.ota.devices.kitchen` must be a table, found \"10.0.0.2\""
+            ),
+            "{e}"
+        );
+        let e = err(json!({ "devices": { "kitchen": { "host": "" } } }));
+        assert!(
+            e.contains("devices.kitchen.host` must be a non-empty string"),
+            "{e}"
+        );
+        let e = err(json!({ "groups": { "house": ["kitchen", 1] } }));
+        assert!(
+            e.contains("`package.metadata.ota.groups.house` must be a list of names")
+                && e.contains("found [\"kitchen\",1]"),
+            "{e}"
+        );
+        let s = read(json!({ "devices": { "kitchen": { "host": "h", "auth": "md5" } } })).unwrap();
+        assert_eq!(
+            s.devices["kitchen"].defined_in,
+            PathBuf::from("/p/Cargo.toml")
+        );
+        assert_eq!(s.devices["kitchen"].auth, Some(AuthMode::Md5));
+    }
+
+    #[test]
+    fn espflash_toml_is_read_as_espflash_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("espflash.toml");
+        let write = |text: &str| std::fs::write(&path, text).unwrap();
+        write(
+            "baudrate = 921600\n[connection]\nserial = \"/dev/ttyUSB0\"\n\
+             [flash]\nmode = \"qio\"\nsize = \"8MB\"\nfrequency = \"40MHz\"\n\
+             [idf]\npartition_table = \"parts.csv\"\ntarget_app_partition = \"ota_1\"\nbootloader = \"b.bin\"\n",
+        );
+        let s = read_espflash_toml(&path).unwrap();
+        assert_eq!(
+            (s.flash_mode, s.flash_size, s.flash_freq),
+            (
+                Some(FlashMode::Qio),
+                Some(FlashSize::_8Mb),
+                Some(FlashFrequency::_40Mhz)
+            )
+        );
+        assert_eq!(s.partition_table, Some(dir.path().join("parts.csv")));
+        assert_eq!(s.target_app_partition.as_deref(), Some("ota_1"));
+        assert_eq!(s.port, None);
+        write("[idf_format_args]\npartition_table = \"p.csv\"\n");
+        let s = read_espflash_toml(&path).unwrap();
+        assert_eq!(s.partition_table, Some(dir.path().join("p.csv")));
+        let fail = |text: &str| {
+            write(text);
+            let e = read_espflash_toml(&path).unwrap_err();
+            format!("{e} | {}", e.hint().unwrap_or_default())
+        };
+        let e = fail("[flash]\nsize = \"8mb\"\n");
+        assert!(
+            e.starts_with(&format!(
+                "{}: `flash.size` must be one of `256KB`",
+                path.display()
+            )) && e.contains("`8MB`")
+                && e.contains("found \"8mb\""),
+            "{e}"
+        );
+        let e = fail("[idf]\npartition_table = 3\n");
+        assert!(
+            e.contains("`idf.partition_table` must be a non-empty string, found 3"),
+            "{e}"
+        );
+        let e = fail("flash = 3\n");
+        assert!(e.contains("`flash` must be a table, found 3"), "{e}");
+        let e = fail("[flash\n");
+        assert!(e.contains("espflash.toml: invalid TOML"), "{e}");
     }
 }
