@@ -13,5 +13,4 @@ pub mod guard;
 pub mod image;
 pub mod plan;
 pub mod report;
-pub mod sample;
 pub mod session;
