@@ -5,72 +5,44 @@
 //!
 //! `cargo bench --bench throughput` (add `-- --quick` for a short smoke run).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use arduino_ota::md5_hex;
 use cargo_ota::fleet;
 use cargo_ota::image::{ImageOptions, convert};
 use cargo_ota::report::{MessageFormat, Reporter};
-use cargo_ota::sample::{self, SampleChip, SampleFirmware};
 use cargo_ota::session::{Target, UploadOptions, upload};
 use cargo_ota::settings::{FleetOptions, Planned};
+use cargo_ota_testkit::Emu;
+use cargo_ota_testkit::espota;
+use cargo_ota_testkit::process::upload_args;
+use cargo_ota_testkit::sample::{self, SampleChip, SampleFirmware, sample_esp32c3};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cargo-ota");
 const WINDOW: usize = 5760;
 const FLASH_RATE: u64 = 400_000;
 
-/// A `cargo ota emulate` child process.
-struct Emu {
-    child: Child,
-    addr: SocketAddr,
+/// A `cargo ota emulate` on 127.0.0.1 behind a link of `rtt_ms` and `WINDOW`, its
+/// flash writing at `flash_rate` bytes per second (or as fast as it can).
+fn emulator(rtt_ms: u64, flash_rate: Option<u64>) -> Emu {
+    let (window, rtt) = (WINDOW.to_string(), rtt_ms.to_string());
+    let flash = flash_rate.map(|b| b.to_string());
+    let mut args = vec!["--link-window", &window, "--link-rtt-ms", &rtt];
+    if let Some(b) = &flash {
+        args.extend(["--flash-rate", b]);
+    }
+    Emu::start(BIN, &args)
 }
 
-impl Emu {
-    fn start(rtt_ms: u64, flash_rate: Option<u64>) -> Emu {
-        let mut cmd = Command::new(BIN);
-        cmd.args([
-            "emulate",
-            "--port",
-            "0",
-            "-q",
-            "--link-window",
-            &WINDOW.to_string(),
-        ])
-        .args(["--link-rtt-ms", &rtt_ms.to_string()]);
-        if let Some(b) = flash_rate {
-            cmd.args(["--flash-rate", &b.to_string()]);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn emulator");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line.trim().parse().expect("emulator address");
-        Emu { child, addr }
-    }
-
-    fn target(&self, name: &str) -> Target {
-        Target {
-            name: name.into(),
-            host: self.addr.ip().to_string(),
-            port: self.addr.port(),
-        }
-    }
-}
-
-impl Drop for Emu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+fn target(device: SocketAddr, name: &str) -> Target {
+    Target {
+        name: name.into(),
+        host: device.ip().to_string(),
+        port: device.port(),
     }
 }
 
@@ -87,7 +59,7 @@ fn cpu_seconds() -> Option<f64> {
 fn ours(emu: &Emu, image: &[u8]) -> (f64, f64) {
     let cpu0 = cpu_seconds().unwrap_or(0.0);
     let outcome = upload(
-        &emu.target("bench"),
+        &target(emu.addr, "bench"),
         image,
         &UploadOptions::default(),
         &mut |_| {},
@@ -97,29 +69,10 @@ fn ours(emu: &Emu, image: &[u8]) -> (f64, f64) {
     (image.len() as f64 / outcome.transfer.as_secs_f64(), cpu)
 }
 
-/// espota.py's way: send 1024 bytes, wait for any reply, repeat. `local` is
-/// this host's address on the device's network.
-fn stop_and_wait(device: SocketAddr, local: &str, image: &[u8]) -> f64 {
-    let listener = TcpListener::bind((local, 0)).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let udp = UdpSocket::bind((local, 0)).unwrap();
-    udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let inv = format!("0 {port} {} {}\n", image.len(), md5_hex(image));
-    udp.send_to(inv.as_bytes(), device).unwrap();
-    let mut buf = [0u8; 64];
-    udp.recv_from(&mut buf).expect("invitation answered");
-    let (mut conn, _) = listener.accept().unwrap();
-    conn.set_nodelay(true).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let start = Instant::now();
-    for chunk in image.chunks(1024) {
-        conn.write_all(chunk).unwrap();
-        assert!(conn.read(&mut buf).unwrap() > 0);
-    }
-    let mut rest = Vec::new();
-    let _ = conn.read_to_end(&mut rest);
-    image.len() as f64 / start.elapsed().as_secs_f64()
+/// espota.py's way (1024 bytes, then wait for the reply): bytes per second.
+/// `local` is this host's address on the device's network.
+fn stop_and_wait(device: SocketAddr, local: IpAddr, image: &[u8]) -> f64 {
+    image.len() as f64 / espota::stop_and_wait(device, local, image).as_secs_f64()
 }
 
 fn kbps(bps: f64) -> String {
@@ -128,16 +81,10 @@ fn kbps(bps: f64) -> String {
 
 /// Peak resident memory (KiB) of `cargo ota upload` sending `file`.
 fn peak_memory_kib(file: &Path) -> Option<u64> {
-    let emu = Emu::start(0, None);
+    let emu = emulator(0, None);
+    let port = emu.port();
     let mut child = Command::new(BIN)
-        .args([
-            "upload",
-            file.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "-q",
-        ])
-        .args(["--port", &emu.addr.port().to_string()])
+        .args(upload_args(file, &port, &["-q"]))
         .current_dir(std::env::temp_dir())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -206,7 +153,7 @@ fn smoltcp_row(rtt_ms: u64, image_len: usize, baseline_len: usize) -> Option<ser
 /// Inside the namespace: a TAP interface, the device on it, both clients.
 fn tap_row(args: &[String]) {
     let (tap, rtt_ms): (&str, u64) = (&args[0], args[1].parse().unwrap());
-    let image = cargo_ota::sample::sample_esp32c3(args[2].parse().unwrap());
+    let image = sample_esp32c3(args[2].parse().unwrap());
     let baseline_len: usize = args[3].parse().unwrap();
     for cmd in [
         "ip link set lo up",
@@ -237,14 +184,15 @@ fn tap_row(args: &[String]) {
         .unwrap();
     assert!(ready.starts_with("ready"), "{ready}");
     let addr: SocketAddr = "192.168.69.2:3232".parse().unwrap();
-    let target = Target {
-        name: "smoltcp".into(),
-        host: addr.ip().to_string(),
-        port: addr.port(),
-    };
-    let outcome = upload(&target, &image, &UploadOptions::default(), &mut |_| {}).expect("upload");
+    let outcome = upload(
+        &target(addr, "smoltcp"),
+        &image,
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .expect("upload");
     let rate = image.len() as f64 / outcome.transfer.as_secs_f64();
-    let saw = stop_and_wait(addr, "192.168.69.1", &image[..baseline_len]);
+    let saw = stop_and_wait(addr, [192, 168, 69, 1].into(), &image[..baseline_len]);
     let _ = device.kill();
     let _ = device.wait();
     println!(
@@ -259,7 +207,7 @@ fn main() {
         return tap_row(&args[i + 1..]);
     }
     let quick = std::env::args().any(|a| a == "--quick");
-    let image = cargo_ota::sample::sample_esp32c3(if quick { 256 } else { 1024 } * 1024);
+    let image = sample_esp32c3(if quick { 256 } else { 1024 } * 1024);
     let baseline_len = if quick { 32 } else { 128 } * 1024;
     let rtts: &[u64] = if quick { &[20] } else { &[2, 10, 20, 50, 100] };
     let mut rows = Vec::new();
@@ -271,13 +219,13 @@ fn main() {
     );
     for flash in [Some(FLASH_RATE), None] {
         for &rtt in rtts {
-            let emu = Emu::start(rtt, flash);
+            let emu = emulator(rtt, flash);
             let model = (WINDOW as f64 / (rtt as f64 / 1000.0))
                 .min(flash.map_or(f64::INFINITY, |b| b as f64));
             let (rate, cpu) = ours(&emu, &image);
             cpu_total += cpu;
             bytes_total += image.len() as f64;
-            let saw = stop_and_wait(emu.addr, "127.0.0.1", &image[..baseline_len]);
+            let saw = stop_and_wait(emu.addr, Ipv4Addr::LOCALHOST.into(), &image[..baseline_len]);
             let flash_s = flash.map_or("unlimited".to_string(), |b| b.to_string());
             println!(
                 "{:>6} {:>10} {:>12} {:>14} {:>12} {:>8.1}% {:>10.1}x",
@@ -317,22 +265,22 @@ fn main() {
 
     // A fleet: 32 devices at 20 ms against one device.
     let fleet_size = if quick { 8 } else { 32 };
-    let one = Emu::start(20, None);
+    let one = emulator(20, None);
     let t = Instant::now();
     upload(
-        &one.target("one"),
+        &target(one.addr, "one"),
         &image,
         &UploadOptions::default(),
         &mut |_| {},
     )
     .unwrap();
     let one_secs = t.elapsed().as_secs_f64();
-    let emus: Vec<Emu> = (0..fleet_size).map(|_| Emu::start(20, None)).collect();
+    let emus: Vec<Emu> = (0..fleet_size).map(|_| emulator(20, None)).collect();
     let planned: Vec<Planned> = emus
         .iter()
         .enumerate()
         .map(|(i, e)| Planned {
-            target: e.target(&format!("dev{i:02}")),
+            target: target(e.addr, &format!("dev{i:02}")),
             options: UploadOptions::default(),
         })
         .collect();
@@ -359,7 +307,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("cargo-ota-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let big = dir.join("16mib.bin");
-    std::fs::write(&big, cargo_ota::sample::sample_esp32c3(16 * 1024 * 1024)).unwrap();
+    std::fs::write(&big, sample_esp32c3(16 * 1024 * 1024)).unwrap();
     let peak_kib = peak_memory_kib(&big);
     println!(
         "peak memory, 16 MiB image: {}",

@@ -21,6 +21,5 @@ pub mod guard;
 pub mod image;
 pub mod interrupt;
 pub mod report;
-pub mod sample;
 pub mod session;
 pub mod settings;

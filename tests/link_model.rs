@@ -4,14 +4,14 @@
 //! rate). Each is held within 15%, measured on the emulator's own clock (from its
 //! connection to its verdict), with link delays long enough to dwarf scheduling noise.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use arduino_ota::md5_hex;
 use arduino_ota::net::SessionEnd;
 use cargo_ota::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor, LinkModel};
 use cargo_ota::session::{Target, UploadOptions, upload};
+use cargo_ota_testkit::espota::stop_and_wait;
+use cargo_ota_testkit::sample::sample_esp32c3;
 
 fn emulator(link: LinkModel) -> (SocketAddr, std::sync::mpsc::Receiver<EmulatorEvent>) {
     let mut cfg = EmulatorConfig::new(Flavor::Esp32);
@@ -42,32 +42,6 @@ fn assert_near(measured: f64, expected: f64, what: &str) {
     );
 }
 
-/// espota.py's way: 1024 bytes, then wait for any reply, again.
-fn stop_and_wait(device: SocketAddr, image: &[u8]) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    udp.send_to(
-        format!("0 {port} {} {}\n", image.len(), md5_hex(image)).as_bytes(),
-        device,
-    )
-    .unwrap();
-    let mut buf = [0u8; 64];
-    let (n, _) = udp.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"OK");
-    let (mut conn, _) = listener.accept().unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    conn.set_nodelay(true).unwrap();
-    for chunk in image.chunks(1024) {
-        conn.write_all(chunk).unwrap();
-        assert!(conn.read(&mut buf).unwrap() > 0, "device closed");
-    }
-    let mut rest = Vec::new();
-    let _ = conn.read_to_end(&mut rest);
-}
-
 #[test]
 fn stop_and_wait_moves_one_chunk_per_round_trip() {
     let rtt = Duration::from_millis(50);
@@ -76,7 +50,12 @@ fn stop_and_wait_moves_one_chunk_per_round_trip() {
         window: 5760,
         flash_rate: None,
     });
-    stop_and_wait(device, &cargo_ota::sample::sample_esp32c3(60 * 1024));
+    // The device's clock is the one that counts here, not the client's.
+    stop_and_wait(
+        device,
+        Ipv4Addr::LOCALHOST.into(),
+        &sample_esp32c3(60 * 1024),
+    );
     assert_near(
         device_rate(&events),
         1024.0 / rtt.as_secs_f64(),
@@ -91,7 +70,7 @@ fn stream(link: LinkModel, size: usize) -> f64 {
         host: device.ip().to_string(),
         port: device.port(),
     };
-    let image = cargo_ota::sample::sample_esp32c3(size);
+    let image = sample_esp32c3(size);
     upload(&target, &image, &UploadOptions::default(), &mut |_| {}).unwrap();
     device_rate(&events)
 }

@@ -12,12 +12,12 @@ use super::pipeline::convert_elf;
 use super::upload_one;
 use crate::cli::DemoArgs;
 use arduino_ota::net::SessionEnd;
+use cargo_ota_testkit::sample::{self, SampleChip, SampleFirmware};
 
 use crate::emulator::{Emulator, EmulatorConfig, EmulatorEvent, LinkModel};
 use crate::error::Error;
 use crate::image::ImageOptions;
 use crate::report::{Message, Reporter};
-use crate::sample::{self, SampleChip, SampleFirmware};
 use crate::session::{Password, Target, UploadOptions};
 
 /// Removes the demo's scratch directory however the demo ends.

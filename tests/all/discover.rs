@@ -11,7 +11,7 @@ fn discover_and_resolve_local_in_a_namespace() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let image = cargo_ota::sample::sample_esp32c3(20_000);
+    let image = cargo_ota_testkit::sample::sample_esp32c3(20_000);
     let app = write_file(dir.path(), "app.bin", &image);
     let d = dir.path().display();
     // Each emulator prints its address first: reading it from a FIFO waits for
@@ -91,7 +91,7 @@ fn unresolvable(test: &str, host: &str) -> Option<crate::support::Run> {
     let app = write_file(
         dir.path(),
         "app.bin",
-        &cargo_ota::sample::sample_esp32c3(4_000),
+        &cargo_ota_testkit::sample::sample_esp32c3(4_000),
     );
     let r = in_namespace(&format!(
         "'{BIN}' upload '{}' --host {host} --timeout 1\n",

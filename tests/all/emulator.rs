@@ -63,7 +63,7 @@ fn read_all(mut s: &TcpStream) -> String {
 }
 
 fn image() -> Vec<u8> {
-    cargo_ota::sample::sample_esp32c3(8_000)
+    cargo_ota_testkit::sample::sample_esp32c3(8_000)
 }
 
 /// Invite a password-less device to take `data` and return its connection.

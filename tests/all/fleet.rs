@@ -5,7 +5,7 @@ use std::fs;
 
 use crate::support::fixture::{fleet_fixture, real_cargo};
 use crate::support::{Emu, elf_upload, run_in, sample_elf};
-use cargo_ota::sample::SampleChip;
+use cargo_ota_testkit::sample::SampleChip;
 
 const PW: &str = "fleet-pw";
 

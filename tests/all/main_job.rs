@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::support::fixture::{Artifact, Fixture, env_refs, real_cargo};
 use crate::support::{Emu, elf_upload, run_in, sample_elf};
-use cargo_ota::sample::{self, SampleChip, SampleFirmware};
+use cargo_ota_testkit::sample::{self, SampleChip, SampleFirmware};
 
 const PW: &str = "main-job-pw";
 

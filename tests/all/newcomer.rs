@@ -255,7 +255,7 @@ fn a_garbage_partition_table_is_named_plainly() {
     let elf = crate::support::sample_elf(
         dir.path(),
         "fw.elf",
-        cargo_ota::sample::SampleChip::Esp32c3,
+        cargo_ota_testkit::sample::SampleChip::Esp32c3,
         20_000,
     );
     let csv = write_file(dir.path(), "parts.csv", b"this,is\nnot a partition table\n");

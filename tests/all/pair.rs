@@ -492,7 +492,7 @@ impl Sim {
 }
 
 fn image(len: usize) -> Vec<u8> {
-    cargo_ota::sample::sample_esp32c3(len)
+    cargo_ota_testkit::sample::sample_esp32c3(len)
 }
 
 fn opts(password: Option<&str>) -> UploadOptions {

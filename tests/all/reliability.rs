@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::support::fixture::{fleet_fixture, real_cargo};
 use crate::support::{Emu, Run, elf_upload, image, run_in, write_file};
-use cargo_ota::sample::{SampleChip, SampleFirmware};
+use cargo_ota_testkit::sample::{SampleChip, SampleFirmware};
 
 const PW: &str = "Rel1able-Secret-42";
 
@@ -265,12 +265,16 @@ fn image_without_an_ota_responder_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut fw = SampleFirmware::new(SampleChip::Esp32c3, 20_000);
     fw.embed = None;
-    let elf = write_file(dir.path(), "bare.elf", &cargo_ota::sample::elf(&fw));
+    let elf = write_file(dir.path(), "bare.elf", &cargo_ota_testkit::sample::elf(&fw));
     elf_upload(dir.path(), &emu, &elf, &[], &[])
         .assert_code(4)
         .assert_stderr("could no longer be updated over the air");
     fw.embed = Some(cargo_ota::guard::RESPONDER_MARKER.to_vec());
-    let marked = write_file(dir.path(), "marked.elf", &cargo_ota::sample::elf(&fw));
+    let marked = write_file(
+        dir.path(),
+        "marked.elf",
+        &cargo_ota_testkit::sample::elf(&fw),
+    );
     elf_upload(dir.path(), &emu, &marked, &[], &[]).assert_code(0);
     assert_eq!(emu.next_event()["event"], "update-ok");
     let f = crate::support::fixture::Fixture::package(

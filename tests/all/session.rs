@@ -45,7 +45,7 @@ fn only_the_device_may_connect() {
     let mut cfg = EmulatorConfig::new(Flavor::Esp32);
     cfg.password = Some("pw".into());
     let (addr, events) = start(cfg);
-    let image = cargo_ota::sample::sample_esp32c3(50_000);
+    let image = cargo_ota_testkit::sample::sample_esp32c3(50_000);
     let mut intruder = None;
     let mut rejected = Vec::new();
     let o = UploadOptions {
@@ -121,7 +121,7 @@ fn stale_connection_in_the_backlog_is_discarded() {
     // A connection from the device's address that closed before being accepted
     // (a device that gave up) must not be taken for the device.
     let (addr, events) = start(EmulatorConfig::new(Flavor::Esp32));
-    let image = cargo_ota::sample::sample_esp32c3(20_000);
+    let image = cargo_ota_testkit::sample::sample_esp32c3(20_000);
     let mut stale_seen = false;
     upload(&target(addr), &image, &opts(), &mut |e| match e {
         Event::Listening { local, .. } => drop(connect_from("127.0.0.1", local)),
@@ -136,7 +136,7 @@ fn stale_connection_in_the_backlog_is_discarded() {
 #[test]
 fn progress_is_monotonic_and_complete() {
     let (addr, _events) = start(EmulatorConfig::new(Flavor::Esp8266));
-    let image = cargo_ota::sample::sample_esp32c3(300_000);
+    let image = cargo_ota_testkit::sample::sample_esp32c3(300_000);
     let mut sent = Vec::new();
     let mut verifying = false;
     upload(&target(addr), &image, &opts(), &mut |e| match e {

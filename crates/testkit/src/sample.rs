@@ -1,7 +1,13 @@
 //! Firmware made in code, for the demo, the tests and the benchmarks: ESP ELF files
 //! with the layout esp-hal's linker scripts give (an app descriptor at the start of
 //! the flash data segment, code in the flash instruction window, a RAM data
-//! section, and the `.espressif.metadata` chip name).
+//! section, and the `.espressif.metadata` chip name), and app images as espflash
+//! writes them.
+
+/// The reply literal every ArduinoOTA responder carries, which cargo-ota's OTA
+/// lock-out guard looks for (`cargo_ota::guard::ARDUINO_OTA_LITERAL`): samples carry
+/// it as real firmware does, so the guard lets them through.
+pub const ARDUINO_OTA_LITERAL: &[u8] = b"Authentication Failed";
 
 /// A partition table with two 1.5 MiB OTA slots on a 4 MB flash, as most OTA
 /// projects have.
@@ -73,7 +79,7 @@ impl SampleFirmware {
             version: "0.1.0".into(),
             chip_metadata: true,
             app_descriptor: true,
-            embed: Some(crate::guard::ARDUINO_OTA_LITERAL.to_vec()),
+            embed: Some(ARDUINO_OTA_LITERAL.to_vec()),
             seed: 0x2545_f491,
         }
     }
@@ -310,11 +316,56 @@ pub fn sample_esp32c3(size: usize) -> Vec<u8> {
     let body = size.saturating_sub(64).max(64);
     let mut rodata = noise(0x2545_f491, body / 4 * 3);
     // Like real firmware, it carries an OTA responder (see `guard`).
-    rodata.extend_from_slice(crate::guard::ARDUINO_OTA_LITERAL);
+    rodata.extend_from_slice(ARDUINO_OTA_LITERAL);
     let text = noise(0x1234_5678, body / 4);
     arduino_ota::appimage::build(
         5,
         0x4200_0020,
         &[(0x3c00_0020, &rodata), (0x4200_0020 + 0x10000, &text)],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn app_images_pass_the_bootloader_checks_and_carry_a_responder() {
+        for size in [1_000, 60 * 1024, 300_000] {
+            let img = sample_esp32c3(size);
+            let info = arduino_ota::appimage::check(&img, Some(5)).unwrap();
+            assert_eq!(info.length, img.len());
+            assert_eq!(info.segments, 2);
+            assert!(img.len().abs_diff(size) < 512, "{size}: {}", img.len());
+            assert!(contains(&img, ARDUINO_OTA_LITERAL));
+        }
+        assert_eq!(sample_esp32c3(5_000), sample_esp32c3(5_000));
+    }
+
+    #[test]
+    fn elfs_follow_the_chip_and_the_options() {
+        let fw = SampleFirmware::new(SampleChip::Esp32, 20_000);
+        let elf = elf(&fw);
+        assert_eq!(&elf[..4], b"\x7fELF");
+        assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 94, "EM_XTENSA");
+        assert!(contains(&elf, b"build_info.CHIP_NAME"));
+        assert!(contains(&elf, b"ota-sample"));
+        assert!(contains(&elf, ARDUINO_OTA_LITERAL));
+        assert_eq!(elf, super::elf(&fw), "the same firmware, the same bytes");
+
+        let mut bare = SampleFirmware::new(SampleChip::Esp32c3, 20_000);
+        bare.embed = None;
+        bare.chip_metadata = false;
+        bare.app_descriptor = false;
+        bare.seed = 1;
+        let other = super::elf(&bare);
+        assert_eq!(u16::from_le_bytes([other[18], other[19]]), 243, "EM_RISCV");
+        assert!(!contains(&other, ARDUINO_OTA_LITERAL));
+        assert!(!contains(&other, b"build_info.CHIP_NAME"));
+        assert!(!contains(&other, b"ota-sample"));
+    }
 }

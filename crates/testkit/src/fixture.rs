@@ -1,11 +1,13 @@
 //! Fixture cargo projects and a fake `$CARGO` that answers `build` with real cargo
-//! JSON messages (and hands `metadata` to the real cargo).
-#![allow(dead_code)]
+//! JSON messages (and hands `metadata` to the real cargo); files written for a test.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
+
+use crate::emu::Emu;
+use crate::sample::{self, SampleChip, SampleFirmware};
 
 /// The real cargo, for `cargo metadata` and real builds.
 pub fn real_cargo() -> String {
@@ -25,7 +27,14 @@ pub struct Artifact {
     pub elf: PathBuf,
 }
 
+impl Default for Fixture {
+    fn default() -> Self {
+        Fixture::new()
+    }
+}
+
 impl Fixture {
+    /// An empty directory.
     pub fn new() -> Fixture {
         Fixture {
             dir: tempfile::tempdir().unwrap(),
@@ -182,18 +191,29 @@ pub fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
 
 /// A package configuring `emus` as devices dev01, dev02, ... (each with its extra
 /// lines), the section with `extra`, and a sample ELF `fw.elf`.
-pub fn fleet_fixture(emus: &[(&super::Emu, &str)], extra: &str) -> (Fixture, PathBuf) {
+pub fn fleet_fixture<E: AsRef<Emu>>(emus: &[(&E, &str)], extra: &str) -> (Fixture, PathBuf) {
     let mut toml = format!("[package.metadata.ota]\npassword-env = \"FLEET_PW\"\n{extra}\n");
     for (i, (emu, device_extra)) in emus.iter().enumerate() {
         toml.push_str(&format!(
             "[package.metadata.ota.devices.dev{:02}]\nhost = \"127.0.0.1\"\nport = {}\n{device_extra}\n",
             i + 1,
-            emu.port()
+            (*emu).as_ref().port()
         ));
     }
     let f = Fixture::package("fw", &toml);
-    let fw =
-        cargo_ota::sample::SampleFirmware::new(cargo_ota::sample::SampleChip::Esp32c3, 150_000);
-    let elf = f.write_bytes("fw.elf", &cargo_ota::sample::elf(&fw));
+    let elf = sample_elf(f.root(), "fw.elf", SampleChip::Esp32c3, 150_000);
     (f, elf)
+}
+
+/// Write `data` to a file in `dir`.
+pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, data).unwrap_or_else(|e| panic!("cannot write {}: {e}", p.display()));
+    p
+}
+
+/// Write a sample firmware ELF made in code into `dir`.
+pub fn sample_elf(dir: &Path, name: &str, chip: SampleChip, code: usize) -> PathBuf {
+    let fw = SampleFirmware::new(chip, code);
+    write_file(dir, name, &sample::elf(&fw))
 }
