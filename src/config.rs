@@ -25,23 +25,41 @@ use arduino_ota::AuthMode;
 /// Settings that may appear at any level.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Settings {
+    /// `chip`: the chip the image is for.
     pub chip: Option<String>,
+    /// `partition-table`: the table the device was flashed with (relative to its file).
     pub partition_table: Option<PathBuf>,
+    /// `target-app-partition`: the app slot to check the image against.
     pub target_app_partition: Option<String>,
+    /// `flash-size`.
     pub flash_size: Option<FlashSize>,
+    /// `flash-mode`.
     pub flash_mode: Option<FlashMode>,
+    /// `flash-freq`.
     pub flash_freq: Option<FlashFrequency>,
+    /// `min-chip-rev` (major * 100 + minor).
     pub min_chip_rev: Option<u16>,
+    /// `port`: the device's OTA UDP port.
     pub port: Option<u16>,
+    /// `host-ip`: the local address the device connects back to.
     pub host_ip: Option<IpAddr>,
+    /// `host-port`: the local TCP port the device connects back to.
     pub host_port: Option<u16>,
+    /// `password-env`: the variable holding the password.
     pub password_env: Option<String>,
+    /// `password` (plaintext in a file: warned about).
     pub password: Option<String>,
+    /// `auth`: how to answer the challenge.
     pub auth: Option<AuthMode>,
+    /// `timeout`: seconds for any one step.
     pub timeout: Option<f64>,
+    /// `retries`: invitations re-sent.
     pub retries: Option<u32>,
+    /// `verify`: wait for each device to come back.
     pub verify: Option<bool>,
+    /// `verify-timeout`: seconds to wait for that.
     pub verify_timeout: Option<f64>,
+    /// `ota-guard`: refuse an image without an OTA responder.
     pub ota_guard: Option<bool>,
 }
 
@@ -76,14 +94,19 @@ impl Settings {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DeviceEntry {
+    /// The device's IP address or host name.
     #[serde(deserialize_with = "text")]
     pub host: String,
+    /// Its OTA UDP port.
     #[serde(default, deserialize_with = "port")]
     pub port: Option<u16>,
+    /// The variable holding its password.
     #[serde(default, deserialize_with = "text")]
     pub password_env: Option<String>,
+    /// Its password (plaintext in a file: warned about).
     #[serde(default, deserialize_with = "text")]
     pub password: Option<String>,
+    /// How to answer its challenge.
     #[serde(default, deserialize_with = "auth")]
     pub auth: Option<AuthMode>,
     /// Where it was defined, for messages.
@@ -94,9 +117,13 @@ pub struct DeviceEntry {
 /// One `[*.metadata.ota]` section.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Section {
+    /// The section's own settings.
     pub settings: Settings,
+    /// `default-devices`: names or groups updated when none are given.
     pub default_devices: Option<Vec<String>>,
+    /// `devices.NAME`.
     pub devices: BTreeMap<String, DeviceEntry>,
+    /// `groups.NAME`: device names.
     pub groups: BTreeMap<String, Vec<String>>,
 }
 
@@ -105,8 +132,11 @@ pub struct Section {
 pub struct Config {
     /// Package over workspace over espflash.toml.
     pub settings: Settings,
+    /// The devices updated when none are given.
     pub default_devices: Vec<String>,
+    /// Every configured device.
     pub devices: BTreeMap<String, DeviceEntry>,
+    /// Every group.
     pub groups: BTreeMap<String, Vec<String>>,
     /// Warnings found while reading (plaintext passwords).
     pub warnings: Vec<String>,

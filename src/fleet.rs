@@ -17,15 +17,20 @@ pub const MAX_DEFAULT_JOBS: usize = 16;
 /// After a successful update: wait for the device to come back.
 #[derive(Clone, Copy, Debug)]
 pub struct Verify {
+    /// How long to wait for the device to answer again.
     pub timeout: Duration,
 }
 
 /// How one device fared.
 #[derive(Debug)]
 pub struct DeviceResult {
+    /// The device's name (its host with `--host`).
     pub name: String,
+    /// Its host.
     pub host: String,
+    /// How the session ended.
     pub result: Result<Outcome, UploadError>,
+    /// Seconds from the session's start to its end.
     pub secs: f64,
     /// With `--verify` after a success: how long until it answered again (`None`:
     /// it did not within the timeout).

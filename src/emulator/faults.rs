@@ -55,6 +55,7 @@ impl FromStr for FaultSpec {
 }
 
 impl Faults {
+    /// Combine `--fault` specs; a bad combination is an error naming it.
     pub fn from_specs(specs: &[FaultSpec]) -> Result<Faults, String> {
         let mut f = Faults::default();
         for s in specs {

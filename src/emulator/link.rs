@@ -22,7 +22,9 @@ use super::Faults;
 /// How fast the emulated device takes data.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LinkModel {
+    /// Round-trip time of every ack and reply.
     pub rtt: Duration,
+    /// The device's TCP receive window in bytes.
     pub window: usize,
     /// Bytes per second; `None` for no limit.
     pub flash_rate: Option<u64>,
@@ -39,6 +41,7 @@ impl Default for LinkModel {
 }
 
 impl LinkModel {
+    /// No delay and no rate limit: the plain socket path.
     pub fn is_ideal(&self) -> bool {
         self.rtt.is_zero() && self.flash_rate.is_none()
     }
@@ -90,6 +93,7 @@ pub struct EmulatedNetwork {
 }
 
 impl EmulatedNetwork {
+    /// The device's UDP socket with `faults`, `link` and the loss fault's `seed`.
     pub fn new(
         inner: UdpNetwork,
         faults: Faults,
@@ -113,6 +117,7 @@ impl EmulatedNetwork {
         }
     }
 
+    /// The bound UDP address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
     }

@@ -36,6 +36,7 @@ pub enum Flavor {
 }
 
 impl Flavor {
+    /// An ESP32 core (either auth scheme), not the ESP8266.
     pub fn is_esp32(self) -> bool {
         !matches!(self, Flavor::Esp8266)
     }
@@ -49,10 +50,12 @@ impl Flavor {
         }
     }
 
+    /// The challenge this core sends.
     pub fn auth(self) -> DeviceAuth {
         self.profile().auth
     }
 
+    /// How this core prints an updater error.
     pub fn style(self) -> ErrorStyle {
         self.profile().style
     }
@@ -62,6 +65,7 @@ impl Flavor {
         self.profile().default_port()
     }
 
+    /// The `--flavor` spelling.
     pub fn name(self) -> &'static str {
         match self {
             Flavor::Esp32 => "esp32",
@@ -74,23 +78,30 @@ impl Flavor {
 /// Everything `cargo ota emulate` can set.
 #[derive(Clone, Debug)]
 pub struct EmulatorConfig {
+    /// Which core to behave like.
     pub flavor: Flavor,
+    /// The address to listen on.
     pub bind: IpAddr,
     /// 0 = any free port.
     pub port: u16,
+    /// The OTA password, if any.
     pub password: Option<String>,
     /// On the SHA core, store the MD5 hex of the password, as a sketch that calls
     /// `setPasswordHash` with an MD5 hash does.
     pub md5_password_hash: bool,
+    /// Where accepted images are written (`--out`).
     pub out_dir: Option<PathBuf>,
     /// Stop after the first successful update (the device reboots).
     pub once: bool,
+    /// The OTA slot's size: a larger image is refused as a device does.
     pub partition_size: Option<u32>,
     /// The chip id images must carry; `None`: any ESP32-family chip.
     pub chip: Option<u16>,
     /// ESP32's receive timeout (`ArduinoOTA.setTimeout`), default 1 s.
     pub rx_timeout: Duration,
+    /// Round-trip time, receive window and flash rate.
     pub link: LinkModel,
+    /// The faults to inject.
     pub faults: Faults,
     /// After a successful update the device reboots: silent this long.
     pub reboot: Duration,
@@ -101,6 +112,7 @@ pub struct EmulatorConfig {
 }
 
 impl EmulatorConfig {
+    /// A device of this core on 127.0.0.1 (any free port), no password, an ideal link.
     pub fn new(flavor: Flavor) -> Self {
         EmulatorConfig {
             flavor,
@@ -150,8 +162,11 @@ impl EmulatorConfig {
 #[derive(Clone, Debug, Serialize)]
 #[serde(untagged)]
 pub enum EmulatorEvent {
+    /// One session ended (one JSON line).
     Session {
+        /// The core emulated.
         flavor: Flavor,
+        /// How it ended (flattened: `event` and its fields).
         #[serde(flatten)]
         end: SessionEnd,
         /// Where an accepted image was written (`--out`).
@@ -166,11 +181,14 @@ pub enum EmulatorEvent {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename = "rebooted")]
 pub struct Rebooted {
+    /// The core emulated.
     pub flavor: Flavor,
+    /// How long the reboot took.
     pub secs: f64,
 }
 
 impl EmulatorEvent {
+    /// A session that ended with the image accepted.
     pub fn is_ok(&self) -> bool {
         matches!(self, EmulatorEvent::Session { end, .. } if end.is_updated())
     }
@@ -257,6 +275,7 @@ impl Emulator {
         })
     }
 
+    /// The bound UDP address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.addr)
     }

@@ -16,54 +16,84 @@ use arduino_ota::Command;
 pub enum Message {
     /// The firmware was built.
     BuildFinished {
+        /// The package built.
         package: String,
+        /// The binary or example.
         binary: String,
+        /// The target triple, when one is set.
         target: Option<String>,
+        /// The cargo profile.
         profile: String,
+        /// The ELF.
         elf: PathBuf,
     },
     /// The app image is converted and checked.
     ImageReady {
+        /// The ELF.
         elf: PathBuf,
         /// Where `cargo ota image` wrote it.
         path: Option<PathBuf>,
+        /// The chip the image is for.
         chip: String,
+        /// Bytes.
         size: u64,
+        /// MD5 of the image (hex).
         md5: String,
+        /// What the app descriptor says (`None`: no descriptor).
         app: Option<AppInfo>,
+        /// The OTA slot it was checked against (`None`: no partition table).
         partition: Option<String>,
+        /// That slot's size in bytes.
         partition_size: Option<u32>,
+        /// How many OTA slots the table has.
         ota_slots: Option<usize>,
     },
     /// `cargo ota init`.
     Init {
+        /// The Cargo.toml.
         manifest: PathBuf,
+        /// The section was added (false: it was there).
         changed: bool,
         /// The package depends on `arduino-ota`.
         responder: bool,
     },
     /// A session begins.
     UploadStarted {
+        /// The device's name (its host with `--host`).
         device: String,
+        /// Its host.
         host: String,
+        /// Its OTA UDP port.
         port: u16,
+        /// `flash` or `filesystem`.
         kind: Command,
+        /// Bytes.
         size: u64,
+        /// MD5 of the image (hex).
         md5: String,
     },
     /// At each tenth of the image the device acknowledged.
     UploadProgress {
+        /// The device's name (its host with `--host`).
         device: String,
+        /// Its host.
         host: String,
+        /// Bytes the device acknowledged.
         sent: u64,
+        /// Bytes of the image.
         total: u64,
     },
     /// The device verified the image and answered OK.
     UploadFinished {
+        /// The device's name (its host with `--host`).
         device: String,
+        /// Its host.
         host: String,
+        /// The address it answered from.
         address: String,
+        /// Bytes sent.
         bytes: u64,
+        /// Seconds, to the millisecond.
         secs: f64,
         /// Bytes per second of the transfer.
         rate: f64,
@@ -76,39 +106,59 @@ pub enum Message {
     },
     /// A session failed.
     UploadFailed {
+        /// The device's name (its host with `--host`).
         device: String,
+        /// Its host.
         host: String,
         /// The exit code this failure has on its own.
         code: i32,
         /// The failure's kind (`no-answer`, `auth-failed`, ...).
         error: String,
+        /// What happened.
         message: String,
+        /// What to do about it.
         hint: Option<String>,
+        /// Seconds, to the millisecond.
         secs: f64,
     },
     /// The end of a run over devices.
     Summary {
+        /// Devices.
         total: usize,
+        /// Devices updated.
         succeeded: usize,
+        /// Devices that failed.
         failed: usize,
+        /// Seconds, to the millisecond.
         secs: f64,
+        /// One entry per device.
         devices: Vec<DeviceSummary>,
     },
     /// `discover`: a device answered.
     DeviceFound(Found),
     /// `discover`: the browse ended.
-    DiscoverFinished { count: usize },
+    DiscoverFinished {
+        /// Devices found.
+        count: usize,
+    },
     /// A failure other than an upload's.
     Error {
+        /// The exit code.
         code: i32,
+        /// What happened.
         message: String,
+        /// What to do about it.
         hint: Option<String>,
     },
     /// `demo`: what the emulated device found.
     DeviceVerdict {
+        /// The device's name (its host with `--host`).
         device: String,
+        /// The update succeeded.
         ok: bool,
+        /// MD5 of the image (hex).
         md5: String,
+        /// What it wrote is the image sent, byte for byte.
         identical: bool,
     },
 }
@@ -116,15 +166,25 @@ pub enum Message {
 /// One device's line in [`Message::Summary`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DeviceSummary {
+    /// The device's name (its host with `--host`).
     pub device: String,
+    /// Its host.
     pub host: String,
+    /// The update succeeded.
     pub ok: bool,
+    /// The exit code.
     pub code: i32,
+    /// The failure's kind.
     pub error: Option<String>,
+    /// Bytes sent (success only).
     pub bytes: Option<u64>,
+    /// Seconds, to the millisecond.
     pub secs: f64,
+    /// Bytes per second of the transfer (success only).
     pub rate: Option<f64>,
+    /// With `--verify`: it answered again.
     pub back_online: Option<bool>,
+    /// What happened.
     pub message: String,
 }
 

@@ -107,6 +107,7 @@ impl Reporter {
         }
     }
 
+    /// `--message-format json`.
     pub fn is_json(&self) -> bool {
         self.format == MessageFormat::Json
     }
