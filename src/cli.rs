@@ -24,8 +24,10 @@ use arduino_ota::AuthMode;
     after_help = "Exit codes: 0 ok, 1 some uploads failed, 2 usage/config, 3 build, 4 image, \
 5 no answer, 6 auth, 7 no connect-back, 8 transfer, 9 device error, 130 interrupted."
 )]
+/// The whole command line.
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
+    /// The subcommand, if any.
     #[command(subcommand)]
     pub command: Option<Commands>,
     /// (No subcommand) build the firmware, convert it and upload it.
@@ -33,6 +35,7 @@ pub struct Cli {
     pub main: MainArgs,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Commands {
     /// Build and convert only: write the app image, print its size, MD5, chip and
@@ -54,16 +57,22 @@ pub enum Commands {
 /// `cargo ota` without a subcommand: build, convert, upload.
 #[derive(Debug, Args)]
 pub struct MainArgs {
+    /// Cargo's options.
     #[command(flatten)]
     pub build: BuildOptions,
+    /// How the ELF becomes an app image.
     #[command(flatten)]
     pub image: ImageArgs,
+    /// Which devices.
     #[command(flatten)]
     pub devices: DevicesArgs,
+    /// The password and scheme.
     #[command(flatten)]
     pub auth: AuthArgs,
+    /// Timeouts, retries, parallel sessions, `--verify`.
     #[command(flatten)]
     pub session: SessionArgs,
+    /// How to print.
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -111,10 +120,13 @@ pub struct ImageCommandArgs {
     /// Where to write the app image [default: the ELF's path with `.bin` added].
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Cargo's options.
     #[command(flatten)]
     pub build: BuildOptions,
+    /// How the ELF becomes an app image.
     #[command(flatten)]
     pub image: ImageArgs,
+    /// How to print.
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -125,6 +137,7 @@ pub struct DiscoverArgs {
     /// Seconds to listen for answers.
     #[arg(long, default_value = "3", value_parser = parse_secs, value_name = "SECS")]
     pub timeout: Duration,
+    /// How to print.
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -141,10 +154,12 @@ pub struct InitArgs {
     /// Package to configure.
     #[arg(short = 'p', long, value_name = "SPEC")]
     pub package: Option<String>,
+    /// How to print.
     #[command(flatten)]
     pub output: OutputArgs,
 }
 
+/// How results are printed.
 #[derive(Debug, Args, Default, Clone)]
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
@@ -185,6 +200,7 @@ pub struct DevicesArgs {
     pub host_port: Option<u16>,
 }
 
+/// The OTA password and how to answer the challenge.
 #[derive(Debug, Args, Default, Clone)]
 #[command(next_help_heading = "Authentication")]
 pub struct AuthArgs {
@@ -205,6 +221,7 @@ pub struct AuthArgs {
     pub force_auth: bool,
 }
 
+/// How each session runs, and how many at once.
 #[derive(Debug, Args, Default, Clone)]
 #[command(next_help_heading = "Session")]
 pub struct SessionArgs {
@@ -227,6 +244,7 @@ pub struct SessionArgs {
     pub retries: Option<u32>,
 }
 
+/// `cargo ota upload`.
 #[derive(Debug, Args)]
 #[command(args_override_self = true)]
 pub struct UploadArgs {
@@ -245,19 +263,24 @@ pub struct UploadArgs {
     /// `partition-table`, if any].
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     pub partition_size: Option<u32>,
+    /// Which devices.
     #[command(flatten)]
     pub devices: DevicesArgs,
+    /// The password and scheme.
     #[command(flatten)]
     pub auth: AuthArgs,
+    /// Timeouts, retries, parallel sessions, `--verify`.
     #[command(flatten)]
     pub session: SessionArgs,
     /// Path to Cargo.toml (for configured devices).
     #[arg(long, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
+    /// How to print.
     #[command(flatten)]
     pub output: OutputArgs,
 }
 
+/// `cargo ota emulate`.
 #[derive(Debug, Args)]
 pub struct EmulateArgs {
     /// Which core's OTA to behave like.
@@ -331,6 +354,7 @@ pub struct EmulateArgs {
     pub quiet: bool,
 }
 
+/// `cargo ota demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Which core the emulated device behaves like.
@@ -339,6 +363,7 @@ pub struct DemoArgs {
     /// Size of the sample image in KiB (4 to 1400: the demo's OTA slots hold 1.5 MiB).
     #[arg(long, default_value_t = 512, value_name = "KIB", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(4..=1400))]
     pub size_kib: usize,
+    /// How to print.
     #[command(flatten)]
     pub output: OutputArgs,
 }
