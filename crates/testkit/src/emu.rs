@@ -17,8 +17,10 @@ use crate::process::{Run, WATCHDOG, interrupt, loopback, run, run_in, spawn, upl
 pub struct Emu {
     child: Child,
     bin: PathBuf,
+    /// The bound UDP address.
     pub addr: SocketAddr,
     events: Receiver<Value>,
+    /// Where the emulator writes accepted images.
     pub out: tempfile::TempDir,
 }
 
@@ -90,6 +92,7 @@ impl Emu {
         &self.bin
     }
 
+    /// The UDP port, as an argument.
     pub fn port(&self) -> String {
         self.addr.port().to_string()
     }
@@ -159,11 +162,14 @@ pub fn upload_file(emu: &Emu, file: &Path, extra: &[&str], env: &[(&str, &str)])
 /// A running `cargo ota upload FILE --host 127.0.0.1 --port <emu> --message-format
 /// json`, and its JSON lines as they come.
 pub struct JsonUpload {
+    /// The uploader.
     pub child: Child,
+    /// Its JSON lines, as they come.
     pub lines: Lines<BufReader<ChildStdout>>,
 }
 
 impl JsonUpload {
+    /// Start uploading `file` to `emu` with JSON output.
     pub fn start(emu: &Emu, file: &Path) -> JsonUpload {
         let port = emu.port();
         let mut child = spawn(

@@ -14,7 +14,9 @@ pub fn real_cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
+/// A cargo project in a temporary directory.
 pub struct Fixture {
+    /// The project's root.
     pub dir: tempfile::TempDir,
 }
 
@@ -22,8 +24,11 @@ pub struct Fixture {
 pub struct Artifact {
     /// Package (directory relative to the fixture root, "" for the root).
     pub package_dir: String,
+    /// The artifact's name.
     pub name: String,
+    /// `bin` or `example`.
     pub kind: &'static str,
+    /// The ELF the fake cargo reports.
     pub elf: PathBuf,
 }
 
@@ -48,6 +53,7 @@ impl Fixture {
         f
     }
 
+    /// Add a workspace member at `dir` named `name`, with `extra` manifest text.
     pub fn add_package(&self, dir: &str, name: &str, extra: &str) {
         self.write(
             &format!("{dir}/Cargo.toml"),
@@ -58,18 +64,22 @@ impl Fixture {
         self.write(&format!("{dir}/src/main.rs"), "fn main() {}\n");
     }
 
+    /// A path inside the project.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel.trim_start_matches('/'))
     }
 
+    /// The project's root.
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
 
+    /// Write a text file (parents created); returns its path.
     pub fn write(&self, rel: &str, text: &str) -> PathBuf {
         self.write_bytes(rel, text.as_bytes())
     }
 
+    /// Write a file (parents created); returns its path.
     pub fn write_bytes(&self, rel: &str, data: &[u8]) -> PathBuf {
         let p = self.path(rel);
         fs::create_dir_all(p.parent().unwrap()).unwrap();

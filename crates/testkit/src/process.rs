@@ -17,8 +17,11 @@ pub const WATCHDOG: Duration = Duration::from_secs(90);
 /// What a finished command printed.
 #[derive(Debug)]
 pub struct Run {
+    /// The exit code (-1: killed by a signal).
     pub code: i32,
+    /// Everything on stdout.
     pub stdout: String,
+    /// Everything on stderr.
     pub stderr: String,
 }
 
@@ -31,6 +34,7 @@ impl Run {
             .collect()
     }
 
+    /// Fail the test, showing both streams, unless it exited `code`.
     pub fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(
             self.code, code,
@@ -40,6 +44,7 @@ impl Run {
         self
     }
 
+    /// Fail the test, showing stderr, unless it contains `needle`.
     pub fn assert_stderr(&self, needle: &str) -> &Self {
         assert!(
             self.stderr.contains(needle),

@@ -29,6 +29,7 @@ pub enum SampleChip {
 }
 
 impl SampleChip {
+    /// espflash's name of the chip.
     pub fn name(self) -> &'static str {
         match self {
             SampleChip::Esp32c3 => "esp32c3",
@@ -55,10 +56,13 @@ impl SampleChip {
 /// What goes into a sample firmware.
 #[derive(Clone, Debug)]
 pub struct SampleFirmware {
+    /// The chip it is built for.
     pub chip: SampleChip,
     /// Bytes of code (the rest of the image is about a third of this).
     pub code_size: usize,
+    /// The app descriptor's project name.
     pub project_name: String,
+    /// The app descriptor's version.
     pub version: String,
     /// Put the chip name into `.espressif.metadata`, as esp-hal does.
     pub chip_metadata: bool,
@@ -71,6 +75,7 @@ pub struct SampleFirmware {
 }
 
 impl SampleFirmware {
+    /// A firmware for `chip` with `code_size` bytes of code (deterministic filler).
     pub fn new(chip: SampleChip, code_size: usize) -> Self {
         SampleFirmware {
             chip,
