@@ -8,6 +8,7 @@ use arduino_ota::invitation::{parse_device_auth, parse_device_invitation};
 use arduino_ota::reply::parse_udp_reply;
 use arduino_ota::{Command, Invitation, ReplyStream, Verdict};
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 use serde_json::Value;
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -55,7 +56,12 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    // A fixed seed: every run tries the same inputs (a failure prints its input).
+    #![proptest_config(ProptestConfig {
+        cases: 2000,
+        rng_seed: RngSeed::Fixed(0x0C07_A07A),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn udp_replies_never_panic(data in prop::collection::vec(any::<u8>(), 0..200)) {
