@@ -22,7 +22,8 @@ use arduino_ota::AuthMode;
     version,
     about = "Update ESP32/ESP8266 devices over Wi-Fi with the ArduinoOTA protocol",
     after_help = "Exit codes: 0 ok, 1 some uploads failed, 2 usage/config, 3 build, 4 image, \
-5 no answer, 6 auth, 7 no connect-back, 8 transfer, 9 device error, 130 interrupted."
+5 no answer, 6 auth, 7 no connect-back, 8 transfer, 9 device error, 10 I/O on this host, \
+130 interrupted."
 )]
 /// The whole command line.
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]

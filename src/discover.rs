@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use mdns_sd::{HostnameResolutionEvent, ServiceDaemon, ServiceEvent, ServiceInfo};
 use serde::Serialize;
 
-use crate::error::Error;
+use crate::error::{Error, UsageError};
 
 /// The service type both cores register (its label says TCP; the port is the OTA
 /// UDP port).
@@ -31,13 +31,10 @@ pub struct Found {
 
 fn daemon() -> Result<ServiceDaemon, Error> {
     ServiceDaemon::new().map_err(|e| {
-        Error::usage(
-            format!("cannot start mDNS: {e}"),
-            Some(
-                "mDNS needs UDP port 5353 and multicast; give devices by IP with --host instead"
-                    .to_string(),
-            ),
-        )
+        UsageError::MdnsStart {
+            detail: e.to_string(),
+        }
+        .into()
     })
 }
 
@@ -52,9 +49,9 @@ fn yes_no(v: Option<&str>) -> Option<bool> {
 /// Browse for `timeout`; `on_found` sees each device once, as it resolves.
 pub fn browse(timeout: Duration, mut on_found: impl FnMut(&Found)) -> Result<Vec<Found>, Error> {
     let daemon = daemon()?;
-    let events = daemon
-        .browse(SERVICE)
-        .map_err(|e| Error::usage(format!("cannot browse mDNS: {e}"), None))?;
+    let events = daemon.browse(SERVICE).map_err(|e| UsageError::MdnsBrowse {
+        detail: e.to_string(),
+    })?;
     let deadline = Instant::now() + timeout;
     let mut found: BTreeMap<String, Found> = BTreeMap::new();
     while let Ok(event) = events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -109,6 +106,13 @@ pub fn resolve_local(host: &str, timeout: Duration) -> Option<IpAddr> {
     result
 }
 
+fn advertise_error(name: &str, e: mdns_sd::Error) -> UsageError {
+    UsageError::MdnsAdvertise {
+        name: name.to_string(),
+        detail: e.to_string(),
+    }
+}
+
 /// An mDNS registration that lasts as long as this value.
 pub struct Advertisement {
     daemon: ServiceDaemon,
@@ -144,9 +148,9 @@ pub fn advertise(
         port,
         &props[..],
     )
-    .map_err(|e| Error::usage(format!("cannot advertise `{name}` over mDNS: {e}"), None))?;
+    .map_err(|e| advertise_error(name, e))?;
     daemon
         .register(info)
-        .map_err(|e| Error::usage(format!("cannot advertise `{name}` over mDNS: {e}"), None))?;
+        .map_err(|e| advertise_error(name, e))?;
     Ok(Advertisement { daemon })
 }

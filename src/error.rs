@@ -1,9 +1,29 @@
-//! Typed errors with the exit codes documented in the README.
+//! The error catalogue: every failure of cargo-ota is a typed variant of its
+//! stage's error, and each variant's message (thiserror), exit code (README "Exit
+//! codes"), JSON kind and hint are written here and nowhere else. The stages only
+//! construct variants with the data (paths, names, sizes).
+//!
+//! | stage | type | file |
+//! | --- | --- | --- |
+//! | arguments, configuration, commands | [`UsageError`] | `error/usage.rs` |
+//! | the cargo project and its build | [`BuildError`] | `error/build.rs` |
+//! | the ELF, the app image, its checks | [`ImageError`] | `error/image.rs` |
+//! | reading and writing on this host | [`IoError`] | `error/io.rs` |
+//! | one upload session | [`UploadError`] | `error/upload.rs` |
 
-use std::io;
-use std::net::SocketAddr;
+use std::path::Path;
 
-use arduino_ota::AuthScheme;
+mod build;
+mod image;
+mod io;
+mod upload;
+mod usage;
+
+pub use build::BuildError;
+pub use image::{ElfFound, ImageError};
+pub use io::IoError;
+pub use upload::{UploadError, describe_schemes};
+pub use usage::UsageError;
 
 /// Exit codes (README "Exit codes").
 pub mod exit {
@@ -17,247 +37,34 @@ pub mod exit {
     pub const NO_CONNECT_BACK: i32 = 7;
     pub const TRANSFER: i32 = 8;
     pub const DEVICE_ERROR: i32 = 9;
+    /// Reading or writing on this host failed, and the user's input did not
+    /// cause it (permissions, a full disk, a socket on 127.0.0.1).
     pub const IO: i32 = 10;
     pub const INTERRUPTED: i32 = 130;
-}
-
-/// Why one upload session failed.
-#[derive(Debug, thiserror::Error)]
-pub enum UploadError {
-    #[error("cannot resolve device host `{host}`: {detail}")]
-    Resolve { host: String, detail: String },
-
-    #[error("cannot use local address {addr} for the {what}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        what: &'static str,
-        #[source]
-        source: io::Error,
-    },
-
-    #[error("{}", no_answer_text(device, *attempts, *secs, *unreachable))]
-    NoAnswer {
-        device: SocketAddr,
-        attempts: u32,
-        secs: f64,
-        /// The host answered "port unreachable" (ICMP): nothing listens there.
-        unreachable: bool,
-    },
-
-    #[error("{device} asks for a password, but none is set")]
-    PasswordRequired { device: SocketAddr, env: String },
-
-    #[error(
-        "authentication failed at {device}: wrong password (tried {})",
-        describe_schemes(tried)
-    )]
-    AuthFailed {
-        device: SocketAddr,
-        tried: Vec<AuthScheme>,
-    },
-
-    #[error("cannot authenticate with {device}: {detail}")]
-    AuthMismatch { device: SocketAddr, detail: String },
-
-    #[error("{device} refused the update: {text}")]
-    Refused { device: SocketAddr, text: String },
-
-    #[error(
-        "{device} accepted the update but never connected back to {listen} (waited {secs:.1} s)"
-    )]
-    NoConnectBack {
-        device: SocketAddr,
-        listen: SocketAddr,
-        secs: f64,
-        /// Bytes of the image sent for: an ESP32 is silent in the same way when
-        /// the image does not fit its OTA partition.
-        size: u64,
-    },
-
-    #[error(
-        "transfer to {device} stalled after {sent} of {total} bytes: nothing moved for {secs:.1} s"
-    )]
-    Stalled {
-        device: SocketAddr,
-        sent: u64,
-        total: u64,
-        secs: f64,
-    },
-
-    #[error("transfer to {device} failed after {sent} of {total} bytes: {detail}")]
-    ConnectionLost {
-        device: SocketAddr,
-        sent: u64,
-        total: u64,
-        detail: String,
-    },
-
-    #[error("{device} reported an error: {text}")]
-    DeviceError { device: SocketAddr, text: String },
-
-    /// Ctrl-C: the session closed its sockets, so the device drops the update.
-    #[error("interrupted")]
-    Interrupted,
-}
-
-impl UploadError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            UploadError::Resolve { .. } | UploadError::Bind { .. } => exit::USAGE,
-            UploadError::NoAnswer { .. } => exit::NO_ANSWER,
-            UploadError::PasswordRequired { .. }
-            | UploadError::AuthFailed { .. }
-            | UploadError::AuthMismatch { .. } => exit::AUTH,
-            UploadError::NoConnectBack { .. } => exit::NO_CONNECT_BACK,
-            UploadError::Stalled { .. } | UploadError::ConnectionLost { .. } => exit::TRANSFER,
-            UploadError::Refused { .. } | UploadError::DeviceError { .. } => exit::DEVICE_ERROR,
-            UploadError::Interrupted => exit::INTERRUPTED,
-        }
-    }
-
-    /// A stable name for JSON output.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            UploadError::Resolve { .. } => "resolve",
-            UploadError::Bind { .. } => "bind",
-            UploadError::NoAnswer { .. } => "no-answer",
-            UploadError::PasswordRequired { .. } => "password-required",
-            UploadError::AuthFailed { .. } => "auth-failed",
-            UploadError::AuthMismatch { .. } => "auth-mismatch",
-            UploadError::Refused { .. } => "refused",
-            UploadError::NoConnectBack { .. } => "no-connect-back",
-            UploadError::Stalled { .. } => "stalled",
-            UploadError::ConnectionLost { .. } => "connection-lost",
-            UploadError::DeviceError { .. } => "device-error",
-            UploadError::Interrupted => "interrupted",
-        }
-    }
-
-    /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
-        Some(match self {
-            UploadError::Resolve { .. } => {
-                "check the host name, or give the device's IP address with --host".into()
-            }
-            UploadError::Bind { addr, what, source } => {
-                if source.kind() == io::ErrorKind::AddrInUse {
-                    format!(
-                        "port {} is already in use on this host: pick another with --host-port, or leave it out to use any free port",
-                        addr.port()
-                    )
-                } else if *what == "UDP handshake" || *what == "TCP listener" {
-                    format!(
-                        "{} is not an address of this host: fix --host-ip, or leave it out",
-                        addr.ip()
-                    )
-                } else {
-                    return None;
-                }
-            }
-            UploadError::NoAnswer {
-                device,
-                unreachable: true,
-                ..
-            } => format!(
-                "is the OTA responder running, and on this port? (ESP32: 3232, ESP8266: 8266; set it with --port{})",
-                if device.ip().is_loopback() {
-                    "; on this host: is `cargo ota emulate` started?"
-                } else {
-                    ""
-                }
-            ),
-            UploadError::NoAnswer { device, .. } => format!(
-                "check that the device is powered, on the network and running an OTA responder on UDP port {} (ESP32: 3232, ESP8266: 8266; set it with --port); a sketch that blocks its loop answers late: raise --timeout or --retries",
-                device.port()
-            ),
-            UploadError::PasswordRequired { env, .. } => format!(
-                "set the environment variable {env} to the device's OTA password (or name another variable with --password-env)"
-            ),
-            UploadError::AuthFailed { tried, .. }
-                if tried.len() == 1 && tried[0] == AuthScheme::Sha256 =>
-            {
-                "check the password; a device whose sketch stores an MD5 hash with setPasswordHash needs --auth sha256-md5 or auto".into()
-            }
-            UploadError::AuthFailed { .. } => {
-                "check the password (from --password, else the variable --password-env or `password-env` names, else CARGO_OTA_PASSWORD)".into()
-            }
-            UploadError::AuthMismatch { .. } => {
-                "leave out --auth (auto picks the scheme the device offers); --force-auth answers with the --auth scheme anyway".into()
-            }
-            UploadError::Refused { text, .. } if text.contains("[11]") => {
-                "the ESP8266 needs a hard reset after a serial flash before it takes OTA updates".into()
-            }
-            UploadError::Refused { text, .. } if text.contains("Space") => {
-                "the image is larger than the device's OTA partition".into()
-            }
-            UploadError::Refused { .. } => return None,
-            UploadError::NoConnectBack { listen, size, .. } => {
-                let firewall = format!(
-                    "the device opens a TCP connection *inbound* to this host at {listen}: allow TCP port {port} in this host's firewall, or pin the port with --host-port {port} (config `host-port`) and open that one; if this host has several interfaces or a VPN, name the one the device can reach with --host-ip",
-                    port = listen.port()
-                );
-                if *size > LIKELY_SLOT {
-                    // Larger than the usual OTA slots: the size is the likelier cause.
-                    format!(
-                        "the image is {} KiB: an ESP32 whose OTA partition is smaller (1 MiB in ESP-IDF's two-OTA table, 1.25 MiB in the Arduino core's default) accepts the invitation and then stays silent. Check the device's partition table (--partition-size, or `partition-table` in the config, checks before uploading). Otherwise {firewall}",
-                        size / 1024
-                    )
-                } else {
-                    format!(
-                        "{firewall}. An ESP32 also stays silent when the image is larger than its OTA partition."
-                    )
-                }
-            }
-            UploadError::Stalled { .. } => {
-                "the device stopped taking data: check its Wi-Fi signal, raise --timeout on slow links, and try again".into()
-            }
-            UploadError::ConnectionLost { .. } => {
-                "the device dropped the connection (receive timeout, crash or reboot); try again, and check its serial log if it repeats".into()
-            }
-            UploadError::DeviceError { text, .. } if text.contains("MD5") => {
-                "the image was corrupted on the way; try again".into()
-            }
-            UploadError::DeviceError { text, .. } if text.contains("Magic") || text.contains("Activate") => {
-                "the device rejected the image: check that it is an app image for this chip".into()
-            }
-            UploadError::DeviceError { .. } => return None,
-            UploadError::Interrupted => INTERRUPTED_HINT.into(),
-        })
-    }
 }
 
 /// Any failure of a cargo-ota command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Bad arguments or configuration (exit 2).
-    #[error("{message}")]
-    Usage {
-        message: String,
-        hint: Option<String>,
-    },
-    /// The firmware build failed (exit 3).
-    #[error("{message}")]
-    Build {
-        message: String,
-        hint: Option<String>,
-    },
-    /// The image cannot be used (exit 4).
-    #[error("{message}")]
-    Image {
-        message: String,
-        hint: Option<String>,
-    },
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// The cargo project or its build (exit 3; 2 for a project that cannot be read).
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The image cannot be used (exit 4; 2 for a bad chip or partition table).
+    #[error(transparent)]
+    Image(#[from] ImageError),
     /// Reading or writing on this host failed (exit 10).
-    #[error("{message}")]
-    Io {
-        message: String,
-        hint: Option<String>,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// One upload failed (exit 5 to 9).
     #[error(transparent)]
     Upload(UploadError),
     /// Some devices of several failed (exit 1).
     #[error("{failed} of {total} devices failed")]
     SomeFailed { failed: usize, total: usize },
+    /// Ctrl-C (exit 130).
     #[error("interrupted")]
     Interrupted,
 }
@@ -273,85 +80,252 @@ impl From<UploadError> for Error {
 }
 
 impl Error {
+    /// A usage error in free text. Prefer a [`UsageError`] variant.
     pub fn usage(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
-        Error::Usage {
+        UsageError::Message {
             message: message.into(),
             hint: hint.into(),
         }
+        .into()
     }
 
-    /// A failure to read or write on this host that the user's input did not cause.
+    /// An I/O failure on this host in free text. Prefer an [`IoError`] variant.
     pub fn io(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Error::Io {
-            message: message.into(),
-            hint: Some(hint.into()),
-        }
-    }
-
-    pub fn image(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
-        Error::Image {
+        IoError::Message {
             message: message.into(),
             hint: hint.into(),
         }
+        .into()
     }
 
-    /// A file that cannot be read.
-    pub fn read_file(path: &std::path::Path, e: &io::Error) -> Self {
-        Error::usage(
-            format!("cannot read `{}`: {e}", path.display()),
-            Some("check the path and its permissions".to_string()),
-        )
+    /// An image error in free text. Prefer an [`ImageError`] variant.
+    pub fn image(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
+        ImageError::Message {
+            message: message.into(),
+            hint: hint.into(),
+        }
+        .into()
+    }
+
+    /// A file that cannot be read: a usage error when the path is wrong (it does
+    /// not exist, names a directory, is not text), an I/O error otherwise
+    /// (permissions, the disk).
+    pub fn read_file(path: &Path, e: &std::io::Error) -> Self {
+        let source = copy(e);
+        if usage::path_is_wrong(source.kind()) {
+            UsageError::BadPath {
+                path: path.to_path_buf(),
+                source,
+            }
+            .into()
+        } else {
+            IoError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+            .into()
+        }
+    }
+
+    /// A file that cannot be written (always I/O: an output is not an input).
+    pub fn write_file(path: &Path, e: &std::io::Error) -> Self {
+        IoError::Write {
+            path: path.to_path_buf(),
+            source: copy(e),
+        }
+        .into()
     }
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage { .. } => exit::USAGE,
-            Error::Build { .. } => exit::BUILD,
-            Error::Image { .. } => exit::IMAGE,
-            Error::Io { .. } => exit::IO,
+            Error::Usage(e) => e.exit_code(),
+            Error::Build(e) => e.exit_code(),
+            Error::Image(e) => e.exit_code(),
+            Error::Io(e) => e.exit_code(),
             Error::Upload(e) => e.exit_code(),
             Error::SomeFailed { .. } => exit::SOME_FAILED,
             Error::Interrupted => exit::INTERRUPTED,
         }
     }
 
+    /// A stable kebab-case name (JSON).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Usage(e) => e.kind(),
+            Error::Build(e) => e.kind(),
+            Error::Image(e) => e.kind(),
+            Error::Io(e) => e.kind(),
+            Error::Upload(e) => e.kind(),
+            Error::SomeFailed { .. } => "some-failed",
+            Error::Interrupted => "interrupted",
+        }
+    }
+
+    /// What to do about it.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Usage { hint, .. }
-            | Error::Build { hint, .. }
-            | Error::Image { hint, .. }
-            | Error::Io { hint, .. } => hint.clone(),
+            Error::Usage(e) => e.hint(),
+            Error::Build(e) => e.hint(),
+            Error::Image(e) => e.hint(),
+            Error::Io(e) => e.hint(),
             Error::Upload(e) => e.hint(),
-            Error::Interrupted => Some(INTERRUPTED_HINT.into()),
             Error::SomeFailed { .. } => None,
+            Error::Interrupted => Some(
+                "the device drops the partial update and keeps running its current firmware".into(),
+            ),
         }
     }
 }
 
-/// What Ctrl-C leaves behind.
-const INTERRUPTED_HINT: &str =
-    "the device drops the partial update and keeps running its current firmware";
+/// An owned copy of a borrowed I/O error: its kind and its words.
+fn copy(e: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), e.to_string())
+}
 
-/// The smallest OTA slot of the stock partition tables (ESP-IDF's two-OTA table).
-const LIKELY_SLOT: u64 = 1024 * 1024;
+/// Is `kind` a stable kebab-case name?
+#[cfg(test)]
+fn is_kebab(kind: &str) -> bool {
+    !kind.is_empty()
+        && !kind.starts_with('-')
+        && !kind.ends_with('-')
+        && !kind.contains("--")
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
 
-fn no_answer_text(device: &SocketAddr, attempts: u32, secs: f64, unreachable: bool) -> String {
-    if unreachable {
-        format!(
-            "nothing listens on UDP port {} at {}: it answered \"port unreachable\" to {attempts} invitation(s)",
-            device.port(),
-            device.ip()
-        )
-    } else {
-        format!("no answer from {device} after {attempts} invitation(s) over {secs:.1} s")
+/// One row of a catalogue test: a variant, then what it must give.
+#[cfg(test)]
+struct Row {
+    error: Error,
+    code: i32,
+    kind: &'static str,
+    /// A part of the hint, or `None` when there must be none.
+    hint: Option<&'static str>,
+    /// A part of the message.
+    message: &'static str,
+}
+
+#[cfg(test)]
+fn row(
+    error: impl Into<Error>,
+    code: i32,
+    kind: &'static str,
+    hint: Option<&'static str>,
+    message: &'static str,
+) -> Row {
+    Row {
+        error: error.into(),
+        code,
+        kind,
+        hint,
+        message,
     }
 }
 
-/// Describe the schemes tried, for messages.
-pub fn describe_schemes(schemes: &[AuthScheme]) -> String {
-    schemes
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", then ")
+/// Check each row: the code, the kind (kebab-case), the hint and the message.
+#[cfg(test)]
+fn check(rows: &[Row]) {
+    for r in rows {
+        let e = &r.error;
+        assert_eq!(e.exit_code(), r.code, "exit code of {e:?}");
+        assert_eq!(e.kind(), r.kind, "kind of {e:?}");
+        assert!(is_kebab(e.kind()), "kind of {e:?} is not kebab-case");
+        match (e.hint(), r.hint) {
+            (Some(h), Some(want)) => assert!(h.contains(want), "hint of {e:?}: {h}"),
+            (None, None) => {}
+            (got, want) => panic!("hint of {e:?}: {got:?}, expected {want:?}"),
+        }
+        let message = e.to_string();
+        assert!(
+            message.contains(r.message),
+            "message of {e:?}: {message}, expected `{}` in it",
+            r.message
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn free_text_constructors_and_the_rest() {
+        let missing = io::Error::new(io::ErrorKind::NotFound, "No such file or directory");
+        let denied = io::Error::new(io::ErrorKind::PermissionDenied, "Permission denied");
+        let dir = io::Error::new(io::ErrorKind::IsADirectory, "Is a directory");
+        let full = io::Error::new(io::ErrorKind::StorageFull, "No space left on device");
+        check(&[
+            row(
+                Error::usage("bad key", Some("fix it".to_string())),
+                2,
+                "usage",
+                Some("fix it"),
+                "bad key",
+            ),
+            row(Error::usage("bad key", None), 2, "usage", None, "bad key"),
+            row(
+                Error::image("odd image", None),
+                4,
+                "image",
+                None,
+                "odd image",
+            ),
+            row(
+                Error::io("cannot do it", "try again"),
+                10,
+                "io",
+                Some("try again"),
+                "cannot do it",
+            ),
+            // The path the user named is wrong: usage.
+            row(
+                Error::read_file(Path::new("/no/such.bin"), &missing),
+                2,
+                "bad-path",
+                Some("check the path"),
+                "cannot read `/no/such.bin`: No such file or directory",
+            ),
+            row(
+                Error::read_file(Path::new("/tmp"), &dir),
+                2,
+                "bad-path",
+                Some("directory"),
+                "cannot read `/tmp`",
+            ),
+            // The host would not let it be read: I/O.
+            row(
+                Error::read_file(Path::new("/root/fw.bin"), &denied),
+                10,
+                "read",
+                Some("permissions"),
+                "cannot read `/root/fw.bin`: Permission denied",
+            ),
+            row(
+                Error::write_file(Path::new("/full/fw.bin"), &full),
+                10,
+                "write",
+                Some("free"),
+                "cannot write `/full/fw.bin`: No space left on device",
+            ),
+            row(
+                Error::SomeFailed {
+                    failed: 2,
+                    total: 3,
+                },
+                1,
+                "some-failed",
+                None,
+                "2 of 3 devices failed",
+            ),
+            row(
+                Error::Interrupted,
+                130,
+                "interrupted",
+                Some("keeps running its current firmware"),
+                "interrupted",
+            ),
+        ]);
+    }
 }

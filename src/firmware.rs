@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cargo_metadata::{Message, Metadata, MetadataCommand, Package};
 
-use crate::error::Error;
+use crate::error::{BuildError, Error};
 
 /// Cargo options passed through to `cargo build` (grouped like cargo's help; with
 /// the `cli` feature they are the command line's "Cargo options").
@@ -137,7 +137,7 @@ pub fn load_project(
     opts: &BuildOptions,
     cwd: &Path,
     toolchain: &Toolchain,
-) -> Result<Project, Error> {
+) -> Result<Project, BuildError> {
     let mut cmd = MetadataCommand::new();
     cmd.cargo_path(&toolchain.cargo).no_deps().current_dir(cwd);
     if let Some(m) = &opts.manifest_path {
@@ -161,36 +161,20 @@ pub fn load_project(
         };
         // Only a missing manifest means "not in a package"; anything else (a TOML
         // syntax error, a bad key) is for cargo's own words to explain.
-        let hint = if detail.contains("could not find `Cargo.toml`") {
-            "run cargo ota inside a cargo package, or pass --manifest-path"
-        } else {
-            "fix what cargo reports above in the manifest it names"
-        };
-        Error::usage(
-            format!("cannot read the cargo project: {detail}"),
-            Some(hint.to_string()),
-        )
+        BuildError::Metadata {
+            no_manifest: detail.contains("could not find `Cargo.toml`"),
+            detail,
+        }
     })?;
     let members: Vec<&Package> = metadata.workspace_packages();
-    let names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
+    let names = || members.iter().map(|p| p.name.to_string()).collect();
     let chosen = if let Some(name) = &opts.package {
         members
             .iter()
             .find(|p| p.name.as_str() == name)
-            .ok_or_else(|| {
-                // espota's -p is the port; cargo's (and ours) is the package.
-                let hint = if !name.is_empty() && name.chars().all(|c| c.is_ascii_digit()) {
-                    format!(
-                        "did you mean --port {name}? -p is --package, as in cargo (packages: {})",
-                        names.join(", ")
-                    )
-                } else {
-                    format!("packages: {}", names.join(", "))
-                };
-                Error::usage(
-                    format!("package `{name}` is not in this workspace"),
-                    Some(hint),
-                )
+            .ok_or_else(|| BuildError::PackageNotFound {
+                name: name.clone(),
+                packages: names(),
             })?
     } else {
         let anchor = match &opts.manifest_path {
@@ -218,10 +202,7 @@ pub fn load_project(
             (Some(p), _) => **p,
             (None, [only]) => only,
             _ => {
-                return Err(Error::usage(
-                    "this workspace has several packages; which one is the firmware?",
-                    Some(format!("pick one with -p: {}", names.join(", "))),
-                ));
+                return Err(BuildError::AmbiguousPackage { packages: names() });
             }
         }
     };
@@ -345,9 +326,9 @@ pub fn build(
     cmd.stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .stdin(Stdio::null());
-    let mut child = cmd.spawn().map_err(|e| Error::Build {
-        message: format!("cannot run `{}`: {e}", toolchain.cargo.to_string_lossy()),
-        hint: Some("is cargo installed? $CARGO names the cargo to use".to_string()),
+    let mut child = cmd.spawn().map_err(|source| BuildError::CannotRunCargo {
+        cargo: toolchain.cargo.to_string_lossy().into_owned(),
+        source,
     })?;
 
     let stdout = child.stdout.take().expect("piped");
@@ -377,26 +358,16 @@ pub fn build(
         idf_partition_table,
         success,
     } = read;
-    let status = status.map_err(|e| Error::Build {
-        message: format!("cargo did not finish: {e}"),
-        hint: None,
-    })?;
+    let status = status.map_err(|source| BuildError::CargoDidNotFinish { source })?;
     if !status.success() || success == Some(false) {
         let xtensa = target.is_some_and(|t| t.starts_with("xtensa-"));
         let has_build_std =
             opts.unstable.iter().any(|z| z.starts_with("build-std")) || config_build_std(cwd);
-        let hint = if xtensa && !has_build_std {
-            Some(format!(
-                "the Xtensa target `{}` has no prebuilt standard library: add `[unstable] build-std = [\"core\"]` (or [\"std\", \"panic_abort\"] for esp-idf) to .cargo/config.toml, or pass -Zbuild-std=core, and use the esp toolchain (espup)",
-                target.unwrap_or_default()
-            ))
-        } else {
-            Some("fix the errors above and run again".to_string())
-        };
-        return Err(Error::Build {
-            message: format!("could not build `{}`", project.package.name),
-            hint,
-        });
+        return Err(Error::from(BuildError::Failed {
+            package: project.package.name.to_string(),
+            xtensa_without_build_std: (xtensa && !has_build_std)
+                .then(|| target.unwrap_or_default().to_string()),
+        }));
     }
     let wanted: Vec<&(String, String, PathBuf)> = executables
         .iter()
@@ -416,35 +387,15 @@ pub fn build(
             name: name.clone(),
             idf_partition_table,
         }),
-        [] => Err(Error::Build {
-            message: format!(
-                "the build of `{}` produced no executable{}",
-                project.package.name,
-                match (&opts.bin, &opts.example) {
-                    (Some(b), _) => format!(" named `{b}`"),
-                    (None, Some(e)) => format!(" for example `{e}`"),
-                    _ => String::new(),
-                }
-            ),
-            hint: Some(
-                "cargo ota needs a binary: check --bin/--example, or pick the firmware package with -p"
-                    .to_string(),
-            ),
-        }),
-        many => {
-            let names: Vec<&str> = many.iter().map(|(n, _, _)| n.as_str()).collect();
-            Err(Error::Build {
-                message: format!(
-                    "`{}` has several binaries: {}",
-                    project.package.name,
-                    names.join(", ")
-                ),
-                hint: Some(format!(
-                    "pick one with --bin {} (or set `default-run` in Cargo.toml)",
-                    names[0]
-                )),
-            })
-        }
+        [] => Err(Error::from(BuildError::NoExecutable {
+            package: project.package.name.to_string(),
+            bin: opts.bin.clone(),
+            example: opts.example.clone(),
+        })),
+        many => Err(Error::from(BuildError::SeveralExecutables {
+            package: project.package.name.to_string(),
+            names: many.iter().map(|(n, _, _)| n.clone()).collect(),
+        })),
     }
 }
 

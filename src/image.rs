@@ -11,7 +11,7 @@ use espflash::image_format::Metadata;
 use espflash::image_format::idf::{IdfBootloaderFormat, check_idf_bootloader};
 use espflash::target::Chip;
 
-use crate::error::Error;
+use crate::error::{ElfFound, Error, ImageError};
 use arduino_ota::md5_hex;
 
 /// Every chip name `--chip` takes.
@@ -100,42 +100,25 @@ pub enum Arch {
 }
 
 /// Check that `elf` is a 32-bit little-endian RISC-V or Xtensa ELF.
-pub fn check_esp_elf(path: &Path, elf: &[u8]) -> Result<Arch, Error> {
-    let not_esp = |what: String| {
-        Error::image(
-            format!("`{}` is not an ESP app ELF: {what}", path.display()),
-            Some(
-                "build for an ESP target (e.g. --target riscv32imc-unknown-none-elf, or build.target in .cargo/config.toml)"
-                    .to_string(),
-            ),
-        )
+pub fn check_esp_elf(path: &Path, elf: &[u8]) -> Result<Arch, ImageError> {
+    let not_esp = |found| ImageError::NotEspElf {
+        path: path.to_path_buf(),
+        found,
     };
     if elf.len() < 52 || &elf[..4] != b"\x7fELF" {
-        return Err(not_esp("it is not an ELF file".into()));
+        return Err(not_esp(ElfFound::NotElf));
     }
     let machine = u16::from_le_bytes([elf[18], elf[19]]);
-    let described = match (elf[4], machine) {
-        (_, 243) => "RISC-V",
-        (_, 94) => "Xtensa",
-        (_, 62) => "x86-64",
-        (_, 3) => "x86",
-        (_, 183) => "AArch64",
-        (_, 40) => "ARM",
-        _ => "an unknown architecture",
-    };
     if elf[4] != 1 || elf[5] != 1 {
-        return Err(not_esp(format!(
-            "it is a {}-bit {} ELF (ESP chips take 32-bit little-endian RISC-V or Xtensa); was it built for the host?",
-            if elf[4] == 2 { 64 } else { 32 },
-            described
-        )));
+        return Err(not_esp(ElfFound::Layout {
+            class: elf[4],
+            machine,
+        }));
     }
     match machine {
         243 => Ok(Arch::RiscV),
         94 => Ok(Arch::Xtensa),
-        _ => Err(not_esp(format!(
-            "it is built for {described}; was it built for the host?"
-        ))),
+        _ => Err(not_esp(ElfFound::Machine { machine })),
     }
 }
 
@@ -190,14 +173,12 @@ pub struct AppImage {
 }
 
 /// Decide the chip from the options, the ELF's metadata and the target triple.
-pub fn resolve_chip(elf: &[u8], arch: Arch, opts: &ImageOptions) -> Result<Chip, Error> {
+pub fn resolve_chip(elf: &[u8], arch: Arch, opts: &ImageOptions) -> Result<Chip, ImageError> {
     let explicit = match &opts.chip {
         Some(c) => Some((
-            parse_chip(&c.name).ok_or_else(|| {
-                Error::usage(
-                    format!("unknown chip `{}` ({})", c.name, c.source),
-                    Some(format!("use one of: {}", CHIP_NAMES.join(", "))),
-                )
+            parse_chip(&c.name).ok_or_else(|| ImageError::UnknownChip {
+                name: c.name.clone(),
+                origin: c.source.clone(),
             })?,
             c,
         )),
@@ -207,16 +188,11 @@ pub fn resolve_chip(elf: &[u8], arch: Arch, opts: &ImageOptions) -> Result<Chip,
     let from_elf = metadata.chip_name().and_then(parse_chip);
     let chip = match (explicit, from_elf) {
         (Some((chip, choice)), Some(elf_chip)) if chip != elf_chip => {
-            return Err(Error::image(
-                format!(
-                    "the ELF was built for {elf_chip}, but {} says {chip}",
-                    choice.source
-                ),
-                Some(format!(
-                    "build for {chip}, or fix {} to {elf_chip}",
-                    choice.source
-                )),
-            ));
+            return Err(ImageError::ChipMismatch {
+                elf_chip,
+                chip,
+                origin: choice.source.clone(),
+            });
         }
         (Some((chip, _)), _) => chip,
         (None, Some(elf_chip)) => elf_chip,
@@ -225,33 +201,15 @@ pub fn resolve_chip(elf: &[u8], arch: Arch, opts: &ImageOptions) -> Result<Chip,
             match chips_for_target(triple).as_slice() {
                 [one] => *one,
                 [] => {
-                    return Err(Error::image(
-                        format!(
-                            "cannot tell which chip this ELF is for{}",
-                            if triple.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" (target `{triple}`)")
-                            }
-                        ),
-                        Some(format!(
-                            "pass --chip or set `chip` in [package.metadata.ota]; chips: {}",
-                            CHIP_NAMES.join(", ")
-                        )),
-                    ));
+                    return Err(ImageError::CannotTellChip {
+                        triple: Some(triple.to_string()).filter(|t| !t.is_empty()),
+                    });
                 }
                 many => {
-                    let list: Vec<String> = many.iter().map(|c| c.to_string()).collect();
-                    return Err(Error::image(
-                        format!(
-                            "target `{triple}` fits several chips ({}) and the ELF does not say which",
-                            list.join(", ")
-                        ),
-                        Some(format!(
-                            "pass --chip or set `chip = \"{}\"` in [package.metadata.ota]",
-                            list[0]
-                        )),
-                    ));
+                    return Err(ImageError::AmbiguousChip {
+                        triple: triple.to_string(),
+                        chips: many.to_vec(),
+                    });
                 }
             }
         }
@@ -262,48 +220,9 @@ pub fn resolve_chip(elf: &[u8], arch: Arch, opts: &ImageOptions) -> Result<Chip,
         Arch::RiscV
     };
     if chip_arch != arch {
-        return Err(Error::image(
-            format!(
-                "the ELF is {} code but {chip} is {}",
-                if arch == Arch::Xtensa {
-                    "Xtensa"
-                } else {
-                    "RISC-V"
-                },
-                if chip_arch == Arch::Xtensa {
-                    "an Xtensa chip"
-                } else {
-                    "a RISC-V chip"
-                }
-            ),
-            Some("check --chip (or `chip` in [package.metadata.ota]) and the build target".into()),
-        ));
+        return Err(ImageError::ArchMismatch { arch, chip });
     }
     Ok(chip)
-}
-
-/// esp-idf-part's CSV errors, in words: `line N: what is wrong` (it speaks of
-/// "records" and internal struct names).
-fn describe_table_error(e: &str) -> String {
-    let e = e.strip_prefix("CSV deserialize error: ").unwrap_or(e);
-    let line = e
-        .split_once("line: ")
-        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .filter(|n| !n.is_empty());
-    let reason = e.rsplit_once("): ").map_or(e, |(_, r)| r);
-    let reason = if reason.contains("expected struct") {
-        let fields = reason
-            .split_once("invalid length ")
-            .and_then(|(_, r)| r.split(',').next())
-            .unwrap_or("?");
-        format!("{fields} field(s) where a partition needs name, type, subtype, offset and size")
-    } else {
-        reason.to_string()
-    };
-    match line {
-        Some(n) => format!("line {n}: {reason}"),
-        None => reason,
-    }
 }
 
 /// Read the partition table and pick the slot to check against.
@@ -313,17 +232,9 @@ pub fn pick_slot(
     warn: &mut dyn FnMut(String),
 ) -> Result<SlotCheck, Error> {
     let data = std::fs::read(path).map_err(|e| Error::read_file(path, &e))?;
-    let table = PartitionTable::try_from(data).map_err(|e| {
-        Error::usage(
-            format!(
-                "cannot read the partition table `{}`: {}",
-                path.display(),
-                describe_table_error(&e.to_string())
-            ),
-            Some(
-                "give an ESP-IDF partition table: CSV lines `name, type, subtype, offset, size[, flags]` (e.g. `ota_0, app, ota_0, 0x10000, 0x180000`), or its binary form".to_string(),
-            ),
-        )
+    let table = PartitionTable::try_from(data).map_err(|e| ImageError::PartitionTable {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
     })?;
     let ota: Vec<_> = table
         .partitions()
@@ -344,25 +255,18 @@ pub fn pick_slot(
             .partitions()
             .iter()
             .find(|p| p.name() == name && p.ty() == Type::App)
-            .ok_or_else(|| {
-                Error::usage(
-                    format!(
-                        "the partition table `{}` has no app partition `{name}` (target-app-partition)",
-                        path.display()
-                    ),
-                    Some(format!("app partitions: {}", apps.join(", "))),
-                )
+            .ok_or_else(|| ImageError::NoSuchAppPartition {
+                path: path.to_path_buf(),
+                name: name.to_string(),
+                apps: apps.clone(),
             })?,
-        None => *ota.iter().min_by_key(|p| p.size()).ok_or_else(|| {
-            Error::image(
-                format!(
-                    "the partition table `{}` has no OTA slot (app partitions: {}): a device flashed with it cannot take an OTA update",
-                    path.display(),
-                    apps.join(", ")
-                ),
-                Some("add ota_0 and ota_1 app partitions and an otadata partition, and flash the table once over serial".to_string()),
-            )
-        })?,
+        None => *ota
+            .iter()
+            .min_by_key(|p| p.size())
+            .ok_or_else(|| ImageError::NoOtaSlot {
+                path: path.to_path_buf(),
+                apps: apps.clone(),
+            })?,
     };
     if ota.len() < 2 {
         warn(format!(
@@ -410,10 +314,11 @@ pub fn convert(
     if opts.check_app_descriptor
         && let Err(e) = check_idf_bootloader(&elf.to_vec())
     {
-        return Err(Error::image(
-            format!("`{}` has no app descriptor: {e}", path.display()),
-            Some("add `esp_bootloader_esp_idf::esp_app_desc!();` to the firmware, or pass --ignore-app-descriptor".to_string()),
-        ));
+        return Err(ImageError::NoAppDescriptor {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        }
+        .into());
     }
     let slot = match &opts.partition_table {
         Some(table) => Some(pick_slot(
@@ -441,23 +346,20 @@ pub fn convert(
     )
     .map_err(|e| match e {
         espflash::Error::ElfTooBig(app, part) => too_big(app, part, slot.as_ref()),
-        other => Error::image(
-            format!(
-                "cannot convert `{}` into an app image: {other}",
-                path.display()
-            ),
-            None,
-        ),
+        other => ImageError::Convert {
+            path: path.to_path_buf(),
+            detail: other.to_string(),
+        },
     })?;
     let data = format
         .ota_segments()
         .next()
         .map(|s| s.data().to_vec())
-        .ok_or_else(|| Error::image("espflash produced no app segment", None))?;
+        .ok_or(ImageError::NoAppSegment)?;
     if let Some(s) = &slot
         && data.len() as u64 > u64::from(s.partition_size)
     {
-        return Err(too_big(data.len() as u32, s.partition_size, Some(s)));
+        return Err(too_big(data.len() as u32, s.partition_size, Some(s)).into());
     }
     Ok(AppImage {
         md5: md5_hex(&data),
@@ -468,17 +370,12 @@ pub fn convert(
     })
 }
 
-fn too_big(app: u32, part: u32, slot: Option<&SlotCheck>) -> Error {
-    let name = slot.map_or("the app partition".to_string(), |s| {
-        format!("OTA slot `{}`", s.partition)
-    });
-    Error::image(
-        format!(
-            "the app image is {app} bytes but {name} holds {part} bytes ({} bytes too many)",
-            app.saturating_sub(part)
-        ),
-        Some("make the firmware smaller (opt-level = \"s\", fewer features), or give the OTA slots more room in the partition table".to_string()),
-    )
+fn too_big(app: u32, part: u32, slot: Option<&SlotCheck>) -> ImageError {
+    ImageError::TooBig {
+        app,
+        part,
+        slot: slot.map(|s| s.partition.clone()),
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::error::{Error, IoError};
 use crate::firmware::{BuildOptions, Project, Toolchain};
 use crate::fleet::Verify;
 use crate::image::ImageOptions;
@@ -77,12 +77,7 @@ impl Environment {
 
     /// The working directory.
     pub fn cwd(&self) -> Result<PathBuf, Error> {
-        self.cwd.clone().ok_or_else(|| {
-            Error::io(
-                "cannot read the current directory",
-                "run cargo ota from a directory that exists and is readable",
-            )
-        })
+        self.cwd.clone().ok_or(IoError::CurrentDir.into())
     }
 
     /// Colour on stderr by cargo's rule: CARGO_TERM_COLOR (`always`, `never`),
@@ -198,6 +193,7 @@ mod resolve {
         AuthArgs, DevicesArgs, ImageArgs, ImageCommandArgs, MainArgs, SessionArgs, UploadArgs,
     };
     use crate::config::{self, Config, Settings};
+    use crate::error::UsageError;
     use crate::fleet;
     use crate::image::{self, ChipChoice};
     use crate::report::Reporter;
@@ -401,21 +397,12 @@ mod resolve {
             config.expand(&devices.devices)?
         };
         if devices.all && names.is_empty() {
-            return Err(Error::usage(
-                "--all: no devices are configured",
-                Some("add [package.metadata.ota.devices.NAME] entries with a host".to_string()),
-            ));
+            return Err(UsageError::NoDevicesConfigured.into());
         }
         if names.is_empty() && devices.host.is_none() {
             names = config.expand(&config.default_devices)?;
             if names.is_empty() {
-                return Err(Error::usage(
-                    "no device to update",
-                    Some(
-                        "pass --host HOST or -d NAME, or set default-devices in [package.metadata.ota]"
-                            .to_string(),
-                    ),
-                ));
+                return Err(UsageError::NoDevice.into());
             }
         }
         let mut out = Vec::new();
@@ -461,12 +448,7 @@ mod resolve {
         if let Some(port) = devices.first().and_then(|p| p.options.host_port)
             && u32::from(port) + jobs as u32 - 1 > 65535
         {
-            return Err(Error::usage(
-                format!(
-                    "--host-port {port} leaves no room for {jobs} parallel sessions (they use consecutive ports)"
-                ),
-                Some("pick a lower host port, or fewer --jobs".to_string()),
-            ));
+            return Err(UsageError::HostPortRange { port, jobs }.into());
         }
         let s = &config.settings;
         let verify = (session.verify || s.verify == Some(true)).then(|| Verify {

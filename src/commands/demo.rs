@@ -15,7 +15,7 @@ use arduino_ota::net::SessionEnd;
 use cargo_ota_testkit::sample::{self, SampleChip, SampleFirmware};
 
 use crate::emulator::{Emulator, EmulatorConfig, EmulatorEvent, LinkModel};
-use crate::error::Error;
+use crate::error::{Error, ImageError, IoError};
 use crate::image::ImageOptions;
 use crate::report::{Message, Reporter};
 use crate::session::{Password, Target, UploadOptions};
@@ -31,10 +31,6 @@ impl Drop for ScratchDir {
 
 const SLOT_SIZE: u32 = 0x18_0000;
 
-fn scratch_error(e: std::io::Error, what: &std::path::Path) -> Error {
-    Error::usage(format!("cannot write `{}`: {e}", what.display()), None)
-}
-
 pub fn demo_command(rep: &Reporter, args: &DemoArgs) -> Result<(), Error> {
     let flavor = args.flavor;
     let mut seed = [0u8; 8];
@@ -46,16 +42,19 @@ pub fn demo_command(rep: &Reporter, args: &DemoArgs) -> Result<(), Error> {
         &password[..6]
     )));
     let received = scratch.0.join("device");
-    fs::create_dir_all(&received).map_err(|e| scratch_error(e, &received))?;
+    fs::create_dir_all(&received).map_err(|source| IoError::CreateDir {
+        path: received.clone(),
+        source,
+    })?;
 
     // 1. Firmware: an ESP32-C3 ELF as esp-hal lays it out.
     let mut fw = SampleFirmware::new(SampleChip::Esp32c3, args.size_kib.max(4) * 1024 * 3 / 4);
     fw.project_name = "ota-demo".into();
     let elf_path = scratch.0.join("ota-demo.elf");
     let elf = sample::elf(&fw);
-    fs::write(&elf_path, &elf).map_err(|e| scratch_error(e, &elf_path))?;
+    fs::write(&elf_path, &elf).map_err(|e| Error::write_file(&elf_path, &e))?;
     let table = scratch.0.join("partitions.csv");
-    fs::write(&table, sample::OTA_PARTITIONS_CSV).map_err(|e| scratch_error(e, &table))?;
+    fs::write(&table, sample::OTA_PARTITIONS_CSV).map_err(|e| Error::write_file(&table, &e))?;
     rep.status(
         "Firmware",
         format!(
@@ -88,11 +87,9 @@ pub fn demo_command(rep: &Reporter, args: &DemoArgs) -> Result<(), Error> {
     cfg.partition_size = Some(SLOT_SIZE);
     cfg.chip = flavor.is_esp32().then_some(image.chip.id());
     cfg.link = link;
-    let emulator = Emulator::bind(cfg)
-        .map_err(|e| Error::usage(format!("cannot start the emulated device: {e}"), None))?;
-    let (addr, events) = emulator
-        .spawn()
-        .map_err(|e| Error::usage(format!("cannot start the emulated device: {e}"), None))?;
+    let (addr, events) = Emulator::bind(cfg)
+        .and_then(Emulator::spawn)
+        .map_err(|source| IoError::EmulatorStart { source })?;
     rep.status(
         "Emulating",
         format!(
@@ -136,19 +133,13 @@ pub fn demo_command(rep: &Reporter, args: &DemoArgs) -> Result<(), Error> {
             if identical {
                 Ok(())
             } else {
-                Err(Error::image(
-                    "the device's copy differs from the image sent",
-                    None,
-                ))
+                Err(ImageError::DemoCopyDiffers.into())
             }
         }
-        Ok(other) => Err(Error::image(
-            format!("the emulated device reports: {}", describe_event(&other)),
-            None,
-        )),
-        Err(_) => Err(Error::image(
-            "the emulated device did not report the update",
-            None,
-        )),
+        Ok(other) => Err(ImageError::DemoDevice {
+            detail: describe_event(&other),
+        }
+        .into()),
+        Err(_) => Err(ImageError::DemoNoVerdict.into()),
     }
 }

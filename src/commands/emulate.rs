@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::cli::EmulateArgs;
 use crate::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Faults, Flavor, LinkModel};
-use crate::error::Error;
+use crate::error::{Error, IoError, UsageError};
 use crate::settings::Environment;
 use arduino_ota::appimage;
 
@@ -17,59 +17,42 @@ pub fn emulate_command(args: &EmulateArgs, env: &Environment) -> Result<(), Erro
     cfg.port = args.port.unwrap_or(flavor.default_port());
     cfg.password = match (&args.password, &args.password_env) {
         (Some(p), _) => Some(p.clone()),
-        (None, Some(var)) => Some(env.var(var).map(str::to_string).ok_or_else(|| {
-            Error::usage(
-                format!("--password-env names `{var}`, but that environment variable is not set"),
-                Some(format!(
-                    "set {var}, or leave out --password-env for a device without a password"
-                )),
-            )
-        })?),
+        (None, Some(var)) => Some(
+            env.var(var)
+                .map(str::to_string)
+                .ok_or_else(|| UsageError::PasswordEnvUnset { var: var.clone() })?,
+        ),
         (None, None) => None,
     };
     if args.md5_password_hash && flavor != Flavor::Esp32 {
-        return Err(Error::usage(
-            "--md5-password-hash applies to --flavor esp32 only (the MD5 cores always store an MD5 hash)",
-            None,
-        ));
+        return Err(UsageError::Md5HashNeedsEsp32.into());
     }
     cfg.md5_password_hash = args.md5_password_hash;
     if let Some(dir) = &args.out {
-        fs::create_dir_all(dir).map_err(|e| {
-            Error::usage(
-                format!("cannot create the --out directory `{}`: {e}", dir.display()),
-                None,
-            )
+        fs::create_dir_all(dir).map_err(|source| IoError::CreateDir {
+            path: dir.clone(),
+            source,
         })?;
         cfg.out_dir = Some(dir.clone());
     }
     cfg.once = args.once;
     cfg.partition_size = args.partition_size;
     if let Some(chip) = &args.chip {
-        cfg.chip = Some(appimage::chip_id(chip).ok_or_else(|| {
-            Error::usage(
-                format!("unknown chip `{chip}` for --chip"),
-                Some(format!(
-                    "use one of: {}",
-                    appimage::CHIPS
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            )
-        })?);
+        cfg.chip = Some(
+            appimage::chip_id(chip)
+                .ok_or_else(|| UsageError::EmulatorChip { name: chip.clone() })?,
+        );
     }
     cfg.rx_timeout = Duration::from_millis(args.rx_timeout_ms.max(1));
     if args.link_window == 0 {
-        return Err(Error::usage("--link-window must be at least 1 byte", None));
+        return Err(UsageError::LinkWindowZero.into());
     }
     cfg.link = LinkModel {
         rtt: Duration::from_millis(args.link_rtt_ms),
         window: args.link_window,
         flash_rate: args.flash_rate.filter(|r| *r > 0),
     };
-    cfg.faults = Faults::from_specs(&args.faults).map_err(|e| Error::usage(e, None))?;
+    cfg.faults = Faults::from_specs(&args.faults).map_err(|detail| UsageError::Fault { detail })?;
     cfg.reboot = Duration::from_millis(args.reboot_ms);
     cfg.ok_spacing = Duration::from_millis(args.ok_spacing_ms);
     cfg.seed = args.seed.unwrap_or_else(|| {
@@ -86,15 +69,14 @@ pub fn emulate_command(args: &EmulateArgs, env: &Environment) -> Result<(), Erro
         );
     }
 
-    let emulator = Emulator::bind(cfg.clone()).map_err(|e| {
-        Error::usage(
-            format!("cannot listen on UDP {}:{}: {e}", cfg.bind, cfg.port),
-            Some("pick another port with --port (0 = any free port)".to_string()),
-        )
+    let emulator = Emulator::bind(cfg.clone()).map_err(|source| UsageError::Listen {
+        ip: cfg.bind,
+        port: cfg.port,
+        source,
     })?;
     let addr = emulator
         .local_addr()
-        .map_err(|e| Error::usage(format!("cannot read the bound address: {e}"), None))?;
+        .map_err(|source| IoError::EmulatorSocket { source })?;
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{addr}");
@@ -133,9 +115,9 @@ pub fn emulate_command(args: &EmulateArgs, env: &Environment) -> Result<(), Erro
                 let _ = writeln!(std::io::stderr(), "{}", describe_event(&event));
             }
         })
-        .map_err(|e| match e.kind() {
+        .map_err(|source| match source.kind() {
             std::io::ErrorKind::Interrupted => Error::Interrupted,
-            _ => Error::usage(format!("emulator socket failed: {e}"), None),
+            _ => IoError::EmulatorSocket { source }.into(),
         })
 }
 

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::cli::InitArgs;
-use crate::error::Error;
+use crate::error::{Error, IoError, UsageError};
 use crate::firmware::{self, BuildOptions};
 use crate::report::{Message, Reporter};
 use crate::settings::Environment;
@@ -20,7 +20,7 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), Error> {
         .and_then(|_| fs::rename(&tmp, path))
         .map_err(|e| {
             let _ = fs::remove_file(&tmp);
-            Error::usage(format!("cannot write `{}`: {e}", path.display()), None)
+            Error::write_file(path, &e)
         })
 }
 
@@ -42,9 +42,12 @@ pub fn init_command(rep: &Reporter, args: &InitArgs, env: &Environment) -> Resul
     let project = firmware::load_project(&opts, &cwd, &toolchain)?;
     let manifest = project.manifest_path().to_path_buf();
     let text = fs::read_to_string(&manifest).map_err(|e| Error::read_file(&manifest, &e))?;
-    let doc: toml_edit::DocumentMut = text
-        .parse()
-        .map_err(|e| Error::usage(format!("{}: invalid TOML: {e}", manifest.display()), None))?;
+    let doc = text
+        .parse::<toml_edit::DocumentMut>()
+        .map_err(|e| UsageError::InvalidToml {
+            path: manifest.clone(),
+            detail: e.to_string(),
+        })?;
     if has_ota_section(&doc) {
         rep.status(
             "Unchanged",
@@ -59,23 +62,15 @@ pub fn init_command(rep: &Reporter, args: &InitArgs, env: &Environment) -> Resul
             new_text.push('\n');
         }
         new_text.push_str(METADATA_TEMPLATE);
-        let check: toml_edit::DocumentMut = new_text.parse().map_err(|e| {
-            Error::usage(
-                format!(
-                    "{}: adding [package.metadata.ota] would make it invalid ({e}); nothing was changed",
-                    manifest.display()
-                ),
-                Some("add the section by hand (see the README)".to_string()),
-            )
-        })?;
+        let check =
+            new_text
+                .parse::<toml_edit::DocumentMut>()
+                .map_err(|e| UsageError::InitWouldBreak {
+                    manifest: manifest.clone(),
+                    detail: e.to_string(),
+                })?;
         if !has_ota_section(&check) {
-            return Err(Error::usage(
-                format!(
-                    "{}: cannot add [package.metadata.ota]; nothing was changed",
-                    manifest.display()
-                ),
-                None,
-            ));
+            return Err(UsageError::InitCannotAdd { manifest }.into());
         }
         write_atomically(&manifest, &new_text)?;
         rep.status(
@@ -102,8 +97,9 @@ pub fn init_command(rep: &Reporter, args: &InitArgs, env: &Environment) -> Resul
         if path.exists() {
             rep.status("Unchanged", format!("{} already exists", path.display()));
         } else {
-            fs::create_dir_all(&dir).map_err(|e| {
-                Error::usage(format!("cannot create `{}`: {e}", dir.display()), None)
+            fs::create_dir_all(&dir).map_err(|source| IoError::CreateDir {
+                path: dir.clone(),
+                source,
             })?;
             let target = firmware::build_target(&opts, project.package_dir(), &toolchain);
             write_atomically(&path, &workflow(&project, target.as_deref(), &install))?;

@@ -124,35 +124,25 @@ pub fn run(cli: Cli, env: &Environment) -> i32 {
 
 /// Read an image file and refuse what cannot be the kind of image announced.
 pub fn read_image(path: &Path, kind: Command) -> Result<Vec<u8>, Error> {
+    use crate::error::ImageError;
     let data = fs::read(path).map_err(|e| Error::read_file(path, &e))?;
+    let path = path.to_path_buf();
     if data.is_empty() {
-        return Err(Error::image(
-            format!("`{}` is empty", path.display()),
-            Some("build or export the image again".to_string()),
-        ));
+        return Err(ImageError::EmptyFile { path }.into());
     }
     if data.len() > u32::MAX as usize {
-        return Err(Error::image(
-            format!("`{}` is larger than 4 GiB", path.display()),
-            None,
-        ));
+        return Err(ImageError::FileTooLarge { path }.into());
     }
     if kind == Command::Flash && data[0] != appimage::MAGIC && !data.starts_with(&[0x1f, 0x8b]) {
-        let what = if data.starts_with(b"\x7fELF") {
-            "an ELF file, not an app image".to_string()
+        return Err(if data.starts_with(b"\x7fELF") {
+            ImageError::ElfNotImage { path }
         } else {
-            format!(
-                "not an ESP app image (first byte 0x{:02x}, expected 0xe9)",
-                data[0]
-            )
-        };
-        return Err(Error::image(
-            format!("`{}` is {what}", path.display()),
-            Some(
-                "convert an ELF with `cargo ota image --elf FILE`, or pass --fs to send a filesystem image"
-                    .to_string(),
-            ),
-        ));
+            ImageError::NotAppImage {
+                path,
+                first_byte: data[0],
+            }
+        }
+        .into());
     }
     Ok(data)
 }

@@ -206,7 +206,7 @@ pub fn image_command(
         .and_then(|_| fs::rename(&tmp, &out))
         .map_err(|e| {
             let _ = fs::remove_file(&tmp);
-            Error::usage(format!("cannot write `{}`: {e}", out.display()), None)
+            Error::write_file(&out, &e)
         })?;
     report_image(rep, &elf_path, &image, Some(&out));
     if crate::guard::has_ota_responder(&image.data) == Some(false) {

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use arduino_ota::auth::{SchemeMismatch, auth_datagram};
 use arduino_ota::reply::parse_udp_reply;
 use arduino_ota::{
-    AuthMode, AuthScheme, Command, Invitation, ReplyStream, UdpReply, Verdict, md5_hex,
+    AuthMode, AuthScheme, Command, DeviceFailure, Invitation, ReplyStream, UdpReply, Verdict,
+    md5_hex,
 };
 
 use crate::error::UploadError;
@@ -365,6 +366,7 @@ impl Session {
             }
             UdpReply::Err(text) => self.fail(UploadError::Refused {
                 device: self.device,
+                failure: DeviceFailure::parse(&text),
                 text,
             }),
             UdpReply::Auth { nonce } if !answered => self.challenge(now, &nonce),
@@ -576,6 +578,7 @@ impl Session {
             let result = match self.replies.finish() {
                 Verdict::Error(text) => Err(UploadError::DeviceError {
                     device: self.device,
+                    failure: DeviceFailure::parse(&text),
                     text,
                 }),
                 _ => Err(lost(
@@ -612,6 +615,7 @@ impl Session {
             )),
             Verdict::Error(text) => Err(UploadError::DeviceError {
                 device: self.device,
+                failure: DeviceFailure::parse(&text),
                 text,
             }),
             Verdict::ClosedWithoutText => Err(lost(self.acked, "closed without a result".into())),

@@ -5,6 +5,7 @@ mod support;
 
 mod discover;
 mod emulator;
+mod errors;
 mod faults;
 mod firmware;
 mod fleet;

@@ -1,4 +1,6 @@
-//! Updater errors and how each core prints them.
+//! Updater errors, how each core prints them ([`UpdateError::wire_text`],
+//! [`UpdateError::udp_err`]), and the inverse: what a host reads back from such a
+//! text ([`DeviceFailure::parse`]).
 
 use alloc::format;
 use alloc::string::String;
@@ -38,6 +40,9 @@ pub enum UpdateError {
     Aborted,
     /// ESP8266's "No Error" (the loop ended without an error code).
     NoError,
+    /// ESP8266 right after a serial flash: the updater refuses until the board
+    /// is hard-reset (`ERROR[11]`).
+    Bootstrap,
     /// Free text (fault injection, custom sinks).
     Other(String),
 }
@@ -68,6 +73,7 @@ impl UpdateError {
                 format!("MD5 verification failed: expected: {expected}, calculated: {calculated}"),
             ),
             UpdateError::WrongMagic => (10, "Magic byte is not 0xE9".into()),
+            UpdateError::Bootstrap => (11, BOOTSTRAP_TEXT.into()),
             UpdateError::Activate { .. } | UpdateError::PartitionNotFound => {
                 (16, "Unknown update command".into())
             }
@@ -88,6 +94,8 @@ impl UpdateError {
             UpdateError::Activate { .. } => "Could Not Activate The Firmware",
             UpdateError::PartitionNotFound => "Partition Could Not be Found",
             UpdateError::Aborted => "Aborted",
+            // No ESP32 is in this state; the ESP8266's words say what it is.
+            UpdateError::Bootstrap => BOOTSTRAP_TEXT,
             UpdateError::Other(t) => t,
         }
     }
@@ -109,6 +117,149 @@ impl UpdateError {
     pub fn udp_err(&self) -> String {
         let (code, text) = self.esp8266();
         format!("ERR: ERROR[{code}]: {text}\n")
+    }
+}
+
+/// ESP8266's text for `ERROR[11]`.
+const BOOTSTRAP_TEXT: &str = "Invalid bootstrapping state, reset ESP8266 before updating";
+
+/// What went wrong on a device, as a host reads it from the text the device sent:
+/// an ESP8266's `ERROR[n]: text` (on TCP, or after `ERR: ` on UDP) or an ESP32's
+/// bare text. It covers every code and text of the cores' updaters, including those
+/// this crate's responder never sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeviceFailure {
+    /// ESP8266 0 "No Error": the loop ended without an error code (the host
+    /// closed early).
+    NoError,
+    /// 1 "Flash Write Failed".
+    FlashWrite,
+    /// 2 "Flash Erase Failed".
+    FlashErase,
+    /// 3 "Flash Read Failed".
+    FlashRead,
+    /// 4 "Not Enough Space": the image does not fit (ESP8266), or more bytes
+    /// came than announced (ESP32).
+    NotEnoughSpace,
+    /// 5 "Bad Size Given".
+    BadSize,
+    /// 6 "Stream Read Timeout".
+    StreamTimeout,
+    /// ESP8266 7 "MD5 verification failed: ...", ESP32 "MD5 Check Failed".
+    Md5Mismatch,
+    /// ESP8266 8 "Flash config wrong: ...": the flash size the firmware was built
+    /// for is not the chip's.
+    FlashConfig,
+    /// ESP8266 9 "new Flash config wrong, ...": the new image's flash size does
+    /// not fit the chip.
+    NewFlashConfig,
+    /// ESP8266 10 "Magic byte is not 0xE9", ESP32 "Wrong Magic Byte".
+    WrongMagic,
+    /// ESP8266 11 "Invalid bootstrapping state": hard-reset after a serial flash.
+    Bootstrap,
+    /// ESP8266 12 "Signature verification failed".
+    Signature,
+    /// ESP8266 13 "No data supplied".
+    NoData,
+    /// ESP8266 14 "Out of memory".
+    OutOfMemory,
+    /// ESP8266 15 "Update already running".
+    AlreadyRunning,
+    /// ESP8266 16 "Unknown update command".
+    UnknownCommand,
+    /// ESP32 "Could Not Activate The Firmware".
+    Activate,
+    /// ESP32 "Partition Could Not be Found".
+    PartitionNotFound,
+    /// ESP32 "Bad Argument".
+    BadArgument,
+    /// ESP32 "Aborted".
+    Aborted,
+    /// ESP32 "Decryption error" (newer cores; also a first byte other than 0xE9
+    /// without an AES key).
+    Decryption,
+}
+
+/// ESP8266's `ERROR[n]` codes.
+const ESP8266_CODES: &[(u32, DeviceFailure)] = &[
+    (0, DeviceFailure::NoError),
+    (1, DeviceFailure::FlashWrite),
+    (2, DeviceFailure::FlashErase),
+    (3, DeviceFailure::FlashRead),
+    (4, DeviceFailure::NotEnoughSpace),
+    (5, DeviceFailure::BadSize),
+    (6, DeviceFailure::StreamTimeout),
+    (7, DeviceFailure::Md5Mismatch),
+    (8, DeviceFailure::FlashConfig),
+    (9, DeviceFailure::NewFlashConfig),
+    (10, DeviceFailure::WrongMagic),
+    (11, DeviceFailure::Bootstrap),
+    (12, DeviceFailure::Signature),
+    (13, DeviceFailure::NoData),
+    (14, DeviceFailure::OutOfMemory),
+    (15, DeviceFailure::AlreadyRunning),
+    (16, DeviceFailure::UnknownCommand),
+];
+
+/// Texts without a code: ESP32's, and the ESP8266's fixed ones (a text that
+/// starts with one of these, for those that carry values).
+const TEXTS: &[(&str, DeviceFailure)] = &[
+    ("No Error", DeviceFailure::NoError),
+    ("Flash Write Failed", DeviceFailure::FlashWrite),
+    ("Flash Erase Failed", DeviceFailure::FlashErase),
+    ("Flash Read Failed", DeviceFailure::FlashRead),
+    ("Not Enough Space", DeviceFailure::NotEnoughSpace),
+    ("Bad Size Given", DeviceFailure::BadSize),
+    ("Stream Read Timeout", DeviceFailure::StreamTimeout),
+    ("MD5 Check Failed", DeviceFailure::Md5Mismatch),
+    ("MD5 verification failed", DeviceFailure::Md5Mismatch),
+    ("Flash config wrong", DeviceFailure::FlashConfig),
+    ("new Flash config wrong", DeviceFailure::NewFlashConfig),
+    ("Wrong Magic Byte", DeviceFailure::WrongMagic),
+    ("Magic byte is not 0xE9", DeviceFailure::WrongMagic),
+    ("Invalid bootstrapping state", DeviceFailure::Bootstrap),
+    ("Signature verification failed", DeviceFailure::Signature),
+    ("No data supplied", DeviceFailure::NoData),
+    ("Out of memory", DeviceFailure::OutOfMemory),
+    ("Update already running", DeviceFailure::AlreadyRunning),
+    ("Unknown update command", DeviceFailure::UnknownCommand),
+    ("Could Not Activate The Firmware", DeviceFailure::Activate),
+    (
+        "Partition Could Not be Found",
+        DeviceFailure::PartitionNotFound,
+    ),
+    ("Bad Argument", DeviceFailure::BadArgument),
+    ("Aborted", DeviceFailure::Aborted),
+    ("Decryption error", DeviceFailure::Decryption),
+];
+
+impl DeviceFailure {
+    /// Read a device's error text: `ERR: ERROR[n]: text` (ESP8266 on UDP),
+    /// `ERROR[n]: text` (ESP8266 on TCP; the code decides, so a text cut short
+    /// still counts), or an ESP32's bare text. `None` for a code or text no core
+    /// prints (free text, `UNKNOWN`, a code cut short).
+    pub fn parse(text: &str) -> Option<DeviceFailure> {
+        let t = text.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+        let t = t.strip_prefix("ERR:").map_or(t, str::trim_start);
+        if let Some(rest) = t.strip_prefix("ERROR[") {
+            let (code, _) = rest.split_once(']')?;
+            let code: u32 = code.parse().ok()?;
+            return ESP8266_CODES
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map(|(_, f)| *f);
+        }
+        TEXTS
+            .iter()
+            .find(|(known, _)| {
+                t.get(..known.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(known))
+                    && t[known.len()..]
+                        .chars()
+                        .next()
+                        .is_none_or(|c| !c.is_alphanumeric())
+            })
+            .map(|(_, f)| *f)
     }
 }
 
@@ -161,5 +312,169 @@ mod tests {
             UpdateError::Aborted.wire_text(ErrorStyle::Esp8266),
             "ERROR[0]: No Error\n"
         );
+    }
+
+    /// What a host reads back from each variant: ESP32's text, ESP8266's text,
+    /// ESP8266's UDP reply. No wildcard: a new variant must be added here.
+    fn read_back(e: &UpdateError) -> [Option<DeviceFailure>; 3] {
+        use DeviceFailure as F;
+        let same = |f| [Some(f); 3];
+        match e {
+            UpdateError::FlashWriteFailed => same(F::FlashWrite),
+            UpdateError::FlashEraseFailed => same(F::FlashErase),
+            UpdateError::FlashReadFailed => same(F::FlashRead),
+            UpdateError::NotEnoughSpace => same(F::NotEnoughSpace),
+            UpdateError::BadSize => same(F::BadSize),
+            UpdateError::Md5Mismatch { .. } => same(F::Md5Mismatch),
+            UpdateError::WrongMagic => same(F::WrongMagic),
+            // The ESP8266 has no such codes; it prints "Unknown update command".
+            UpdateError::Activate { .. } => [
+                Some(F::Activate),
+                Some(F::UnknownCommand),
+                Some(F::UnknownCommand),
+            ],
+            UpdateError::PartitionNotFound => [
+                Some(F::PartitionNotFound),
+                Some(F::UnknownCommand),
+                Some(F::UnknownCommand),
+            ],
+            // An ESP8266 that stops early says "No Error".
+            UpdateError::Aborted => [Some(F::Aborted), Some(F::NoError), Some(F::NoError)],
+            UpdateError::NoError => same(F::NoError),
+            UpdateError::Bootstrap => same(F::Bootstrap),
+            UpdateError::Other(_) => [None; 3],
+        }
+    }
+
+    #[test]
+    fn every_variant_reads_back_in_both_styles() {
+        let all = [
+            UpdateError::FlashWriteFailed,
+            UpdateError::FlashEraseFailed,
+            UpdateError::FlashReadFailed,
+            UpdateError::NotEnoughSpace,
+            UpdateError::BadSize,
+            UpdateError::Md5Mismatch {
+                expected: "0123456789abcdef0123456789abcdef".into(),
+                calculated: "fedcba9876543210fedcba9876543210".into(),
+            },
+            UpdateError::WrongMagic,
+            UpdateError::Activate {
+                detail: "bad checksum".into(),
+            },
+            UpdateError::PartitionNotFound,
+            UpdateError::Aborted,
+            UpdateError::NoError,
+            UpdateError::Bootstrap,
+            UpdateError::Other("injected fault".into()),
+        ];
+        for e in &all {
+            let [esp32, esp8266, udp] = read_back(e);
+            let texts = [
+                (e.wire_text(ErrorStyle::Esp32), esp32),
+                (e.wire_text(ErrorStyle::Esp8266), esp8266),
+                (e.udp_err(), udp),
+            ];
+            for (text, want) in texts {
+                assert_eq!(DeviceFailure::parse(&text), want, "{e:?} as {text:?}");
+                // As the host keeps it: trimmed, `ERR:` taken off.
+                let kept = text.trim().trim_start_matches("ERR:").trim();
+                assert_eq!(DeviceFailure::parse(kept), want, "{e:?} as {kept:?}");
+            }
+        }
+        assert_eq!(
+            UpdateError::Bootstrap.udp_err(),
+            "ERR: ERROR[11]: Invalid bootstrapping state, reset ESP8266 before updating\n"
+        );
+    }
+
+    #[test]
+    fn every_esp8266_code_and_esp32_text() {
+        use DeviceFailure as F;
+        // protocol.md 3.9, the ESP8266's printError.
+        let esp8266 = [
+            ("ERROR[0]: No Error", F::NoError),
+            ("ERROR[1]: Flash Write Failed", F::FlashWrite),
+            ("ERROR[2]: Flash Erase Failed", F::FlashErase),
+            ("ERROR[3]: Flash Read Failed", F::FlashRead),
+            ("ERROR[4]: Not Enough Space", F::NotEnoughSpace),
+            ("ERROR[5]: Bad Size Given", F::BadSize),
+            ("ERROR[6]: Stream Read Timeout", F::StreamTimeout),
+            (
+                "ERROR[7]: MD5 verification failed: expected: 1, calculated: 2",
+                F::Md5Mismatch,
+            ),
+            (
+                "ERROR[8]: Flash config wrong: real: 4194304, SDK: 1048576",
+                F::FlashConfig,
+            ),
+            (
+                "ERROR[9]: new Flash config wrong, real size: 1048576",
+                F::NewFlashConfig,
+            ),
+            ("ERROR[10]: Magic byte is not 0xE9", F::WrongMagic),
+            (
+                "ERROR[11]: Invalid bootstrapping state, reset ESP8266 before updating",
+                F::Bootstrap,
+            ),
+            ("ERROR[12]: Signature verification failed", F::Signature),
+            ("ERROR[13]: No data supplied", F::NoData),
+            ("ERROR[14]: Out of memory", F::OutOfMemory),
+            ("ERROR[15]: Update already running", F::AlreadyRunning),
+            ("ERROR[16]: Unknown update command", F::UnknownCommand),
+        ];
+        for (text, want) in esp8266 {
+            assert_eq!(DeviceFailure::parse(text), Some(want), "{text}");
+            let udp = format!("ERR: {text}\n");
+            assert_eq!(DeviceFailure::parse(&udp), Some(want), "{udp}");
+        }
+        // ESP32's _err2str, as the device sends it.
+        let esp32 = [
+            ("No Error", F::NoError),
+            ("Flash Write Failed", F::FlashWrite),
+            ("Flash Erase Failed", F::FlashErase),
+            ("Flash Read Failed", F::FlashRead),
+            ("Not Enough Space", F::NotEnoughSpace),
+            ("Bad Size Given", F::BadSize),
+            ("Stream Read Timeout", F::StreamTimeout),
+            ("MD5 Check Failed", F::Md5Mismatch),
+            ("Wrong Magic Byte", F::WrongMagic),
+            ("Could Not Activate The Firmware", F::Activate),
+            ("Partition Could Not be Found", F::PartitionNotFound),
+            ("Bad Argument", F::BadArgument),
+            ("Aborted", F::Aborted),
+            ("Decryption error", F::Decryption),
+        ];
+        for (text, want) in esp32 {
+            let wire = format!("{text}\r\n");
+            assert_eq!(DeviceFailure::parse(&wire), Some(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn cut_short_and_unknown_texts() {
+        // espota reads the UDP reply into 32 bytes after AUTH (esp8266/Arduino#959):
+        // the code still tells.
+        assert_eq!(
+            DeviceFailure::parse("ERR: ERROR[11]: Invalid bootstra"),
+            Some(DeviceFailure::Bootstrap)
+        );
+        assert_eq!(
+            DeviceFailure::parse("ERROR[4]"),
+            Some(DeviceFailure::NotEnoughSpace)
+        );
+        for text in [
+            "",
+            "ERROR[1",
+            "ERROR[]: Flash Write Failed",
+            "ERROR[17]: UNKNOWN",
+            "ERROR[-1]: No Error",
+            "UNKNOWN",
+            "Abortedness",
+            "the sink said no",
+            "OK",
+        ] {
+            assert_eq!(DeviceFailure::parse(text), None, "{text:?}");
+        }
     }
 }

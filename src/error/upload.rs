@@ -1,0 +1,534 @@
+//! One upload session's failures (exit 5 to 9; 2 for a host name or a local
+//! address that cannot be used).
+
+use std::io;
+use std::net::SocketAddr;
+
+use arduino_ota::{AuthScheme, DeviceFailure};
+
+use super::exit;
+
+/// Why one upload session failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("cannot resolve device host `{host}`: {detail}")]
+    Resolve { host: String, detail: String },
+
+    #[error("cannot use local address {addr} for the {what}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("{}", no_answer_text(device, *attempts, *secs, *unreachable))]
+    NoAnswer {
+        device: SocketAddr,
+        attempts: u32,
+        secs: f64,
+        /// The host answered "port unreachable" (ICMP): nothing listens there.
+        unreachable: bool,
+    },
+
+    #[error("{device} asks for a password, but none is set")]
+    PasswordRequired { device: SocketAddr, env: String },
+
+    #[error(
+        "authentication failed at {device}: wrong password (tried {})",
+        describe_schemes(tried)
+    )]
+    AuthFailed {
+        device: SocketAddr,
+        tried: Vec<AuthScheme>,
+    },
+
+    #[error("cannot authenticate with {device}: {detail}")]
+    AuthMismatch { device: SocketAddr, detail: String },
+
+    #[error("{device} refused the update: {text}")]
+    Refused {
+        device: SocketAddr,
+        /// The device's words (after `ERR: `).
+        text: String,
+        /// What they mean, when they are a core's own ([`DeviceFailure::parse`]).
+        failure: Option<DeviceFailure>,
+    },
+
+    #[error(
+        "{device} accepted the update but never connected back to {listen} (waited {secs:.1} s)"
+    )]
+    NoConnectBack {
+        device: SocketAddr,
+        listen: SocketAddr,
+        secs: f64,
+        /// Bytes of the image sent for: an ESP32 is silent in the same way when
+        /// the image does not fit its OTA partition.
+        size: u64,
+    },
+
+    #[error(
+        "transfer to {device} stalled after {sent} of {total} bytes: nothing moved for {secs:.1} s"
+    )]
+    Stalled {
+        device: SocketAddr,
+        sent: u64,
+        total: u64,
+        secs: f64,
+    },
+
+    #[error("transfer to {device} failed after {sent} of {total} bytes: {detail}")]
+    ConnectionLost {
+        device: SocketAddr,
+        sent: u64,
+        total: u64,
+        detail: String,
+    },
+
+    #[error("{device} reported an error: {text}")]
+    DeviceError {
+        device: SocketAddr,
+        /// The device's words.
+        text: String,
+        /// What they mean, when they are a core's own ([`DeviceFailure::parse`]).
+        failure: Option<DeviceFailure>,
+    },
+
+    /// Ctrl-C: the session closed its sockets, so the device drops the update.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl UploadError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            UploadError::Resolve { .. } | UploadError::Bind { .. } => exit::USAGE,
+            UploadError::NoAnswer { .. } => exit::NO_ANSWER,
+            UploadError::PasswordRequired { .. }
+            | UploadError::AuthFailed { .. }
+            | UploadError::AuthMismatch { .. } => exit::AUTH,
+            UploadError::NoConnectBack { .. } => exit::NO_CONNECT_BACK,
+            UploadError::Stalled { .. } | UploadError::ConnectionLost { .. } => exit::TRANSFER,
+            UploadError::Refused { .. } | UploadError::DeviceError { .. } => exit::DEVICE_ERROR,
+            UploadError::Interrupted => exit::INTERRUPTED,
+        }
+    }
+
+    /// A stable name for JSON output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UploadError::Resolve { .. } => "resolve",
+            UploadError::Bind { .. } => "bind",
+            UploadError::NoAnswer { .. } => "no-answer",
+            UploadError::PasswordRequired { .. } => "password-required",
+            UploadError::AuthFailed { .. } => "auth-failed",
+            UploadError::AuthMismatch { .. } => "auth-mismatch",
+            UploadError::Refused { .. } => "refused",
+            UploadError::NoConnectBack { .. } => "no-connect-back",
+            UploadError::Stalled { .. } => "stalled",
+            UploadError::ConnectionLost { .. } => "connection-lost",
+            UploadError::DeviceError { .. } => "device-error",
+            UploadError::Interrupted => "interrupted",
+        }
+    }
+
+    /// What to do about it.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            UploadError::Resolve { .. } => {
+                "check the host name, or give the device's IP address with --host".into()
+            }
+            UploadError::Bind { addr, what, source } => {
+                if source.kind() == io::ErrorKind::AddrInUse {
+                    format!(
+                        "port {} is already in use on this host: pick another with --host-port, or leave it out to use any free port",
+                        addr.port()
+                    )
+                } else if *what == "UDP handshake" || *what == "TCP listener" {
+                    format!(
+                        "{} is not an address of this host: fix --host-ip, or leave it out",
+                        addr.ip()
+                    )
+                } else {
+                    return None;
+                }
+            }
+            UploadError::NoAnswer {
+                device,
+                unreachable: true,
+                ..
+            } => format!(
+                "is the OTA responder running, and on this port? (ESP32: 3232, ESP8266: 8266; set it with --port{})",
+                if device.ip().is_loopback() {
+                    "; on this host: is `cargo ota emulate` started?"
+                } else {
+                    ""
+                }
+            ),
+            UploadError::NoAnswer { device, .. } => format!(
+                "check that the device is powered, on the network and running an OTA responder on UDP port {} (ESP32: 3232, ESP8266: 8266; set it with --port); a sketch that blocks its loop answers late: raise --timeout or --retries",
+                device.port()
+            ),
+            UploadError::PasswordRequired { env, .. } => format!(
+                "set the environment variable {env} to the device's OTA password (or name another variable with --password-env)"
+            ),
+            UploadError::AuthFailed { tried, .. }
+                if tried.len() == 1 && tried[0] == AuthScheme::Sha256 =>
+            {
+                "check the password; a device whose sketch stores an MD5 hash with setPasswordHash needs --auth sha256-md5 or auto".into()
+            }
+            UploadError::AuthFailed { .. } => {
+                "check the password (from --password, else the variable --password-env or `password-env` names, else CARGO_OTA_PASSWORD)".into()
+            }
+            UploadError::AuthMismatch { .. } => {
+                "leave out --auth (auto picks the scheme the device offers); --force-auth answers with the --auth scheme anyway".into()
+            }
+            UploadError::Refused {
+                failure: Some(DeviceFailure::Bootstrap),
+                ..
+            } => {
+                "the ESP8266 needs a hard reset after a serial flash before it takes OTA updates".into()
+            }
+            UploadError::Refused {
+                failure: Some(DeviceFailure::NotEnoughSpace),
+                ..
+            } => "the image is larger than the device's OTA partition".into(),
+            UploadError::Refused { .. } => return None,
+            UploadError::NoConnectBack { listen, size, .. } => {
+                let firewall = format!(
+                    "the device opens a TCP connection *inbound* to this host at {listen}: allow TCP port {port} in this host's firewall, or pin the port with --host-port {port} (config `host-port`) and open that one; if this host has several interfaces or a VPN, name the one the device can reach with --host-ip",
+                    port = listen.port()
+                );
+                if *size > LIKELY_SLOT {
+                    // Larger than the usual OTA slots: the size is the likelier cause.
+                    format!(
+                        "the image is {} KiB: an ESP32 whose OTA partition is smaller (1 MiB in ESP-IDF's two-OTA table, 1.25 MiB in the Arduino core's default) accepts the invitation and then stays silent. Check the device's partition table (--partition-size, or `partition-table` in the config, checks before uploading). Otherwise {firewall}",
+                        size / 1024
+                    )
+                } else {
+                    format!(
+                        "{firewall}. An ESP32 also stays silent when the image is larger than its OTA partition."
+                    )
+                }
+            }
+            UploadError::Stalled { .. } => {
+                "the device stopped taking data: check its Wi-Fi signal, raise --timeout on slow links, and try again".into()
+            }
+            UploadError::ConnectionLost { .. } => {
+                "the device dropped the connection (receive timeout, crash or reboot); try again, and check its serial log if it repeats".into()
+            }
+            UploadError::DeviceError {
+                failure: Some(DeviceFailure::Md5Mismatch),
+                ..
+            } => "the image was corrupted on the way; try again".into(),
+            UploadError::DeviceError {
+                failure:
+                    Some(
+                        DeviceFailure::WrongMagic
+                        | DeviceFailure::Activate
+                        | DeviceFailure::Decryption,
+                    ),
+                ..
+            } => "the device rejected the image: check that it is an app image for this chip".into(),
+            UploadError::DeviceError { .. } => return None,
+            UploadError::Interrupted => {
+                "the device drops the partial update and keeps running its current firmware".into()
+            }
+        })
+    }
+}
+
+/// The smallest OTA slot of the stock partition tables (ESP-IDF's two-OTA table).
+const LIKELY_SLOT: u64 = 1024 * 1024;
+
+fn no_answer_text(device: &SocketAddr, attempts: u32, secs: f64, unreachable: bool) -> String {
+    if unreachable {
+        format!(
+            "nothing listens on UDP port {} at {}: it answered \"port unreachable\" to {attempts} invitation(s)",
+            device.port(),
+            device.ip()
+        )
+    } else {
+        format!("no answer from {device} after {attempts} invitation(s) over {secs:.1} s")
+    }
+}
+
+/// Describe the schemes tried, for messages.
+pub fn describe_schemes(schemes: &[AuthScheme]) -> String {
+    schemes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", then ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{check, row};
+
+    fn device() -> SocketAddr {
+        "192.0.2.7:3232".parse().unwrap()
+    }
+
+    /// A device's text as the session keeps it, with its parsed kind.
+    fn refused(text: &str) -> UploadError {
+        UploadError::Refused {
+            device: device(),
+            text: text.into(),
+            failure: DeviceFailure::parse(text),
+        }
+    }
+
+    fn device_error(text: &str) -> UploadError {
+        UploadError::DeviceError {
+            device: device(),
+            text: text.into(),
+            failure: DeviceFailure::parse(text),
+        }
+    }
+
+    #[test]
+    fn catalogue() {
+        let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        check(&[
+            row(
+                UploadError::Resolve {
+                    host: "fw.local".into(),
+                    detail: "no answer".into(),
+                },
+                2,
+                "resolve",
+                Some("--host"),
+                "cannot resolve device host `fw.local`: no answer",
+            ),
+            row(
+                UploadError::Bind {
+                    addr: local,
+                    what: "TCP listener",
+                    source: io::Error::new(io::ErrorKind::AddrInUse, "in use"),
+                },
+                2,
+                "bind",
+                Some("port 40000 is already in use"),
+                "cannot use local address 127.0.0.1:40000 for the TCP listener",
+            ),
+            row(
+                UploadError::Bind {
+                    addr: "192.0.2.1:0".parse().unwrap(),
+                    what: "UDP handshake",
+                    source: io::Error::new(io::ErrorKind::AddrNotAvailable, "not here"),
+                },
+                2,
+                "bind",
+                Some("192.0.2.1 is not an address of this host"),
+                "for the UDP handshake",
+            ),
+            row(
+                UploadError::NoAnswer {
+                    device: device(),
+                    attempts: 3,
+                    secs: 3.0,
+                    unreachable: false,
+                },
+                5,
+                "no-answer",
+                Some("UDP port 3232"),
+                "no answer from 192.0.2.7:3232 after 3 invitation(s) over 3.0 s",
+            ),
+            row(
+                UploadError::NoAnswer {
+                    device: "127.0.0.1:3232".parse().unwrap(),
+                    attempts: 2,
+                    secs: 0.1,
+                    unreachable: true,
+                },
+                5,
+                "no-answer",
+                Some("is `cargo ota emulate` started?"),
+                "nothing listens on UDP port 3232 at 127.0.0.1",
+            ),
+            row(
+                UploadError::PasswordRequired {
+                    device: device(),
+                    env: "CARGO_OTA_PASSWORD".into(),
+                },
+                6,
+                "password-required",
+                Some("set the environment variable CARGO_OTA_PASSWORD"),
+                "asks for a password, but none is set",
+            ),
+            row(
+                UploadError::AuthFailed {
+                    device: device(),
+                    tried: vec![AuthScheme::Sha256],
+                },
+                6,
+                "auth-failed",
+                Some("--auth sha256-md5"),
+                "wrong password",
+            ),
+            row(
+                UploadError::AuthMismatch {
+                    device: device(),
+                    detail: "MD5 nonce".into(),
+                },
+                6,
+                "auth-mismatch",
+                Some("leave out --auth"),
+                "cannot authenticate with 192.0.2.7:3232: MD5 nonce",
+            ),
+            row(
+                UploadError::NoConnectBack {
+                    device: device(),
+                    listen: local,
+                    secs: 10.0,
+                    size: 100_000,
+                },
+                7,
+                "no-connect-back",
+                Some("allow TCP port 40000"),
+                "never connected back to 127.0.0.1:40000",
+            ),
+            row(
+                UploadError::NoConnectBack {
+                    device: device(),
+                    listen: local,
+                    secs: 10.0,
+                    size: 2 * 1024 * 1024,
+                },
+                7,
+                "no-connect-back",
+                Some("the image is 2048 KiB"),
+                "(waited 10.0 s)",
+            ),
+            row(
+                UploadError::Stalled {
+                    device: device(),
+                    sent: 1000,
+                    total: 2000,
+                    secs: 10.0,
+                },
+                8,
+                "stalled",
+                Some("Wi-Fi signal"),
+                "stalled after 1000 of 2000 bytes",
+            ),
+            row(
+                UploadError::ConnectionLost {
+                    device: device(),
+                    sent: 1000,
+                    total: 2000,
+                    detail: "reset".into(),
+                },
+                8,
+                "connection-lost",
+                Some("serial log"),
+                "failed after 1000 of 2000 bytes: reset",
+            ),
+            // At the invitation (ESP8266 `ERR: ...`): the kind picks the hint.
+            row(
+                refused("ERROR[11]: Invalid bootstrapping state, reset ESP8266 before updating"),
+                9,
+                "refused",
+                Some("hard reset"),
+                "refused the update: ERROR[11]",
+            ),
+            // espota's 32-byte read cuts it short; the code still tells.
+            row(
+                refused("ERROR[11]: Invalid bootstra"),
+                9,
+                "refused",
+                Some("hard reset"),
+                "Invalid bootstra",
+            ),
+            row(
+                refused("ERROR[4]: Not Enough Space"),
+                9,
+                "refused",
+                Some("larger than the device's OTA partition"),
+                "refused the update: ERROR[4]: Not Enough Space",
+            ),
+            row(
+                refused("ERROR[5]: Bad Size Given"),
+                9,
+                "refused",
+                None,
+                "Bad Size Given",
+            ),
+            // Words that merely contain "Space" or "[11]" are not those errors.
+            row(
+                refused("Spaceship [11] busy"),
+                9,
+                "refused",
+                None,
+                "Spaceship",
+            ),
+            // At the end: ESP32 and ESP8266 texts.
+            row(
+                device_error("MD5 Check Failed"),
+                9,
+                "device-error",
+                Some("corrupted on the way"),
+                "reported an error: MD5 Check Failed",
+            ),
+            row(
+                device_error("ERROR[7]: MD5 verification failed: expected: a, calculated: b"),
+                9,
+                "device-error",
+                Some("corrupted on the way"),
+                "ERROR[7]",
+            ),
+            row(
+                device_error("Wrong Magic Byte"),
+                9,
+                "device-error",
+                Some("app image for this chip"),
+                "Wrong Magic Byte",
+            ),
+            row(
+                device_error("ERROR[10]: Magic byte is not 0xE9"),
+                9,
+                "device-error",
+                Some("app image for this chip"),
+                "ERROR[10]",
+            ),
+            row(
+                device_error("Could Not Activate The Firmware"),
+                9,
+                "device-error",
+                Some("app image for this chip"),
+                "Could Not Activate",
+            ),
+            row(
+                device_error("Decryption error"),
+                9,
+                "device-error",
+                Some("app image for this chip"),
+                "Decryption error",
+            ),
+            row(
+                device_error("ERROR[1]: Flash Write Failed"),
+                9,
+                "device-error",
+                None,
+                "Flash Write Failed",
+            ),
+            row(
+                device_error("my sink says MD5 is fine"),
+                9,
+                "device-error",
+                None,
+                "my sink",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn the_kind_rides_with_the_text() {
+        let UploadError::Refused { failure, .. } = refused("ERROR[4]: Not Enough Space") else {
+            unreachable!()
+        };
+        assert_eq!(failure, Some(DeviceFailure::NotEnoughSpace));
+    }
+}

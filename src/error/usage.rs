@@ -1,0 +1,397 @@
+//! Arguments, configuration and what a command was asked to do (exit 2).
+
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use super::exit;
+
+/// Bad arguments or configuration: the user can fix it by changing what they
+/// asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    /// Free text ([`super::Error::usage`]).
+    #[error("{message}")]
+    Message {
+        message: String,
+        hint: Option<String>,
+    },
+
+    /// A path the user named that cannot be read as asked: it does not exist,
+    /// names a directory, or is not text.
+    #[error("cannot read `{}`: {source}", path.display())]
+    BadPath { path: PathBuf, source: io::Error },
+
+    #[error("{}: invalid TOML: {detail}", path.display())]
+    InvalidToml { path: PathBuf, detail: String },
+
+    // --- which devices (settings) ---
+    #[error("--all: no devices are configured")]
+    NoDevicesConfigured,
+
+    #[error("no device to update")]
+    NoDevice,
+
+    #[error(
+        "--host-port {port} leaves no room for {jobs} parallel sessions (they use consecutive ports)"
+    )]
+    HostPortRange { port: u16, jobs: usize },
+
+    // --- cargo ota emulate ---
+    #[error("--password-env names `{var}`, but that environment variable is not set")]
+    PasswordEnvUnset { var: String },
+
+    #[error(
+        "--md5-password-hash applies to --flavor esp32 only (the MD5 cores always store an MD5 hash)"
+    )]
+    Md5HashNeedsEsp32,
+
+    #[error("unknown chip `{name}` for --chip")]
+    EmulatorChip { name: String },
+
+    #[error("--link-window must be at least 1 byte")]
+    LinkWindowZero,
+
+    /// A `--fault` the emulator does not know (its words).
+    #[error("{detail}")]
+    Fault { detail: String },
+
+    #[error("cannot listen on UDP {ip}:{port}: {source}")]
+    Listen {
+        ip: IpAddr,
+        port: u16,
+        source: io::Error,
+    },
+
+    // --- cargo ota init ---
+    #[error(
+        "{}: adding [package.metadata.ota] would make it invalid ({detail}); nothing was changed",
+        manifest.display()
+    )]
+    InitWouldBreak { manifest: PathBuf, detail: String },
+
+    #[error("{}: cannot add [package.metadata.ota]; nothing was changed", manifest.display())]
+    InitCannotAdd { manifest: PathBuf },
+
+    // --- mDNS ---
+    #[error("cannot start mDNS: {detail}")]
+    MdnsStart { detail: String },
+
+    #[error("cannot browse mDNS: {detail}")]
+    MdnsBrowse { detail: String },
+
+    #[error("cannot advertise `{name}` over mDNS: {detail}")]
+    MdnsAdvertise { name: String, detail: String },
+}
+
+/// Does an error reading a file the user named mean the path is wrong (a usage
+/// error), rather than that this host would not let it be read (I/O)?
+pub(super) fn path_is_wrong(kind: io::ErrorKind) -> bool {
+    use io::ErrorKind as K;
+    matches!(
+        kind,
+        K::NotFound
+            | K::IsADirectory
+            | K::NotADirectory
+            | K::InvalidData
+            | K::InvalidInput
+            | K::InvalidFilename
+    )
+}
+
+impl UsageError {
+    pub fn exit_code(&self) -> i32 {
+        exit::USAGE
+    }
+
+    /// A stable kebab-case name (JSON).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UsageError::Message { .. } => "usage",
+            UsageError::BadPath { .. } => "bad-path",
+            UsageError::InvalidToml { .. } => "invalid-toml",
+            UsageError::NoDevicesConfigured => "no-devices-configured",
+            UsageError::NoDevice => "no-device",
+            UsageError::HostPortRange { .. } => "host-port-range",
+            UsageError::PasswordEnvUnset { .. } => "password-env-unset",
+            UsageError::Md5HashNeedsEsp32 => "md5-hash-needs-esp32",
+            UsageError::EmulatorChip { .. } => "unknown-chip",
+            UsageError::LinkWindowZero => "link-window",
+            UsageError::Fault { .. } => "bad-fault",
+            UsageError::Listen { .. } => "listen",
+            UsageError::InitWouldBreak { .. } => "init-would-break",
+            UsageError::InitCannotAdd { .. } => "init-cannot-add",
+            UsageError::MdnsStart { .. } => "mdns-start",
+            UsageError::MdnsBrowse { .. } => "mdns-browse",
+            UsageError::MdnsAdvertise { .. } => "mdns-advertise",
+        }
+    }
+
+    /// What to do about it.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            UsageError::Message { hint, .. } => return hint.clone(),
+            UsageError::BadPath { source, .. } => match source.kind() {
+                io::ErrorKind::IsADirectory => "check the path: it names a directory".into(),
+                io::ErrorKind::InvalidData => "check the path: that file is not UTF-8 text".into(),
+                _ => "check the path".into(),
+            },
+            UsageError::InvalidToml { .. } => {
+                "fix the TOML syntax at the line and column shown".into()
+            }
+            UsageError::NoDevicesConfigured => {
+                "add [package.metadata.ota.devices.NAME] entries with a host".into()
+            }
+            UsageError::NoDevice => {
+                "pass --host HOST or -d NAME, or set default-devices in [package.metadata.ota]"
+                    .into()
+            }
+            UsageError::HostPortRange { .. } => "pick a lower host port, or fewer --jobs".into(),
+            UsageError::PasswordEnvUnset { var } => format!(
+                "set {var}, or leave out --password-env for a device without a password"
+            ),
+            UsageError::Md5HashNeedsEsp32 => {
+                "leave out --md5-password-hash, or emulate --flavor esp32".into()
+            }
+            UsageError::EmulatorChip { .. } => format!(
+                "use one of: {}",
+                arduino_ota::appimage::CHIPS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            UsageError::LinkWindowZero => {
+                "give --link-window in bytes (default 5760), or leave it out".into()
+            }
+            UsageError::Fault { .. } => {
+                "see `cargo ota emulate --help` for the faults and their values".into()
+            }
+            UsageError::Listen { .. } => "pick another port with --port (0 = any free port)".into(),
+            UsageError::InitWouldBreak { .. } => "add the section by hand (see the README)".into(),
+            UsageError::InitCannotAdd { .. } => {
+                "add [package.metadata.ota] by hand (see the README)".into()
+            }
+            UsageError::MdnsStart { .. } => {
+                "mDNS needs UDP port 5353 and multicast; give devices by IP with --host instead"
+                    .into()
+            }
+            UsageError::MdnsBrowse { .. } => {
+                "mDNS needs multicast between this host and the devices; give devices by IP with --host instead".into()
+            }
+            UsageError::MdnsAdvertise { .. } => {
+                "pick a plain --mdns name (letters, digits, hyphens), or leave out --mdns".into()
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{check, row};
+
+    #[test]
+    fn catalogue() {
+        let e = |kind, text: &str| io::Error::new(kind, text.to_string());
+        check(&[
+            row(
+                UsageError::Message {
+                    message: "`jobs` must be a number".into(),
+                    hint: None,
+                },
+                2,
+                "usage",
+                None,
+                "`jobs` must be a number",
+            ),
+            row(
+                UsageError::BadPath {
+                    path: "fw.bin".into(),
+                    source: e(io::ErrorKind::NotFound, "No such file or directory"),
+                },
+                2,
+                "bad-path",
+                Some("check the path"),
+                "cannot read `fw.bin`: No such file or directory",
+            ),
+            row(
+                UsageError::BadPath {
+                    path: "out".into(),
+                    source: e(io::ErrorKind::IsADirectory, "Is a directory"),
+                },
+                2,
+                "bad-path",
+                Some("names a directory"),
+                "cannot read `out`",
+            ),
+            row(
+                UsageError::BadPath {
+                    path: "Cargo.toml".into(),
+                    source: e(
+                        io::ErrorKind::InvalidData,
+                        "stream did not contain valid UTF-8",
+                    ),
+                },
+                2,
+                "bad-path",
+                Some("not UTF-8"),
+                "Cargo.toml",
+            ),
+            row(
+                UsageError::InvalidToml {
+                    path: "Cargo.toml".into(),
+                    detail: "expected `=`".into(),
+                },
+                2,
+                "invalid-toml",
+                Some("TOML syntax"),
+                "Cargo.toml: invalid TOML: expected `=`",
+            ),
+            row(
+                UsageError::NoDevicesConfigured,
+                2,
+                "no-devices-configured",
+                Some("[package.metadata.ota.devices.NAME]"),
+                "--all: no devices are configured",
+            ),
+            row(
+                UsageError::NoDevice,
+                2,
+                "no-device",
+                Some("--host HOST or -d NAME"),
+                "no device to update",
+            ),
+            row(
+                UsageError::HostPortRange {
+                    port: 65530,
+                    jobs: 8,
+                },
+                2,
+                "host-port-range",
+                Some("fewer --jobs"),
+                "--host-port 65530 leaves no room for 8 parallel sessions",
+            ),
+            row(
+                UsageError::PasswordEnvUnset {
+                    var: "OTA_PW".into(),
+                },
+                2,
+                "password-env-unset",
+                Some("set OTA_PW"),
+                "--password-env names `OTA_PW`",
+            ),
+            row(
+                UsageError::Md5HashNeedsEsp32,
+                2,
+                "md5-hash-needs-esp32",
+                Some("--flavor esp32"),
+                "--md5-password-hash applies to --flavor esp32 only",
+            ),
+            row(
+                UsageError::EmulatorChip {
+                    name: "esp99".into(),
+                },
+                2,
+                "unknown-chip",
+                Some("esp32c3"),
+                "unknown chip `esp99` for --chip",
+            ),
+            row(
+                UsageError::LinkWindowZero,
+                2,
+                "link-window",
+                Some("5760"),
+                "--link-window must be at least 1 byte",
+            ),
+            row(
+                UsageError::Fault {
+                    detail: "unknown fault `explode`".into(),
+                },
+                2,
+                "bad-fault",
+                Some("--help"),
+                "unknown fault `explode`",
+            ),
+            row(
+                UsageError::Listen {
+                    ip: [127, 0, 0, 1].into(),
+                    port: 3232,
+                    source: e(io::ErrorKind::AddrInUse, "Address in use"),
+                },
+                2,
+                "listen",
+                Some("--port"),
+                "cannot listen on UDP 127.0.0.1:3232: Address in use",
+            ),
+            row(
+                UsageError::InitWouldBreak {
+                    manifest: "Cargo.toml".into(),
+                    detail: "duplicate key".into(),
+                },
+                2,
+                "init-would-break",
+                Some("by hand"),
+                "would make it invalid (duplicate key); nothing was changed",
+            ),
+            row(
+                UsageError::InitCannotAdd {
+                    manifest: "Cargo.toml".into(),
+                },
+                2,
+                "init-cannot-add",
+                Some("by hand"),
+                "Cargo.toml: cannot add [package.metadata.ota]",
+            ),
+            row(
+                UsageError::MdnsStart {
+                    detail: "no interface".into(),
+                },
+                2,
+                "mdns-start",
+                Some("UDP port 5353"),
+                "cannot start mDNS: no interface",
+            ),
+            row(
+                UsageError::MdnsBrowse {
+                    detail: "closed".into(),
+                },
+                2,
+                "mdns-browse",
+                Some("--host"),
+                "cannot browse mDNS: closed",
+            ),
+            row(
+                UsageError::MdnsAdvertise {
+                    name: "bad name".into(),
+                    detail: "invalid".into(),
+                },
+                2,
+                "mdns-advertise",
+                Some("--mdns"),
+                "cannot advertise `bad name` over mDNS: invalid",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn which_read_errors_are_the_users() {
+        use io::ErrorKind as K;
+        for k in [
+            K::NotFound,
+            K::IsADirectory,
+            K::NotADirectory,
+            K::InvalidData,
+        ] {
+            assert!(path_is_wrong(k), "{k:?}");
+        }
+        for k in [
+            K::PermissionDenied,
+            K::StorageFull,
+            K::Other,
+            K::UnexpectedEof,
+        ] {
+            assert!(!path_is_wrong(k), "{k:?}");
+        }
+    }
+}
