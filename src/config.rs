@@ -18,7 +18,7 @@ use serde::de::{DeserializeOwned, Deserializer, Error as _, Unexpected};
 use serde_json::Value;
 use serde_path_to_error::Segment;
 
-use crate::error::Error;
+use crate::error::{Error, UsageError};
 use crate::image::{self, CHIP_NAMES};
 use arduino_ota::AuthMode;
 
@@ -332,7 +332,13 @@ fn show(v: &Value) -> String {
 }
 
 fn err(file: &Path, key: &str, what: &str, hint: Option<String>) -> Error {
-    Error::usage(format!("{}: `{key}` {what}", file.display()), hint)
+    UsageError::ConfigValue {
+        file: file.to_path_buf(),
+        key: key.to_string(),
+        what: what.to_string(),
+        hint,
+    }
+    .into()
 }
 
 /// Deserialize `value`, the table at `prefix` in `file`.
@@ -470,8 +476,10 @@ pub fn read_section(
 /// Read espflash.toml's `[flash]` and `[idf]` tables (other keys are espflash's).
 pub fn read_espflash_toml(path: &Path) -> Result<Settings, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::read_file(path, &e))?;
-    let value: toml::Value = toml::from_str(&text)
-        .map_err(|e| Error::usage(format!("{}: invalid TOML: {e}", path.display()), None))?;
+    let value: toml::Value = toml::from_str(&text).map_err(|e| UsageError::InvalidToml {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
     let json = serde_json::to_value(value).unwrap_or(Value::Null);
     let t: EspflashToml = parse(&json, path, "")?;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -521,10 +529,7 @@ impl Config {
         let mut stack: Vec<(String, usize)> = names.iter().rev().map(|n| (n.clone(), 0)).collect();
         while let Some((name, depth)) = stack.pop() {
             if depth > 16 {
-                return Err(Error::usage(
-                    format!("group `{name}` contains itself"),
-                    Some("remove the cycle from [package.metadata.ota.groups]".to_string()),
-                ));
+                return Err(UsageError::GroupCycle { name }.into());
             }
             if self.devices.contains_key(&name) {
                 if !out.contains(&name) {
@@ -539,19 +544,13 @@ impl Config {
                     .chain(self.groups.keys())
                     .map(String::as_str)
                     .collect();
-                let hint = if known.is_empty() {
-                    "no devices are configured: add [package.metadata.ota.devices.NAME] with a host, or pass --host".to_string()
-                } else {
-                    let mut h = format!("configured devices and groups: {}", known.join(", "));
-                    if let Some(s) = suggest(&name, known.iter().copied()) {
-                        h = format!("did you mean `{s}`? {h}");
-                    }
-                    h
-                };
-                return Err(Error::usage(
-                    format!("unknown device or group `{name}`"),
-                    Some(hint),
-                ));
+                let suggestion = suggest(&name, known.iter().copied()).map(str::to_string);
+                return Err(UsageError::UnknownDevice {
+                    known: known.iter().map(|k| k.to_string()).collect(),
+                    suggestion,
+                    name,
+                }
+                .into());
             }
         }
         Ok(out)

@@ -80,33 +80,6 @@ impl From<UploadError> for Error {
 }
 
 impl Error {
-    /// A usage error in free text. Prefer a [`UsageError`] variant.
-    pub fn usage(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
-        UsageError::Message {
-            message: message.into(),
-            hint: hint.into(),
-        }
-        .into()
-    }
-
-    /// An I/O failure on this host in free text. Prefer an [`IoError`] variant.
-    pub fn io(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        IoError::Message {
-            message: message.into(),
-            hint: hint.into(),
-        }
-        .into()
-    }
-
-    /// An image error in free text. Prefer an [`ImageError`] variant.
-    pub fn image(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
-        ImageError::Message {
-            message: message.into(),
-            hint: hint.into(),
-        }
-        .into()
-    }
-
     /// A file that cannot be read: a usage error when the path is wrong (it does
     /// not exist, names a directory, is not text), an I/O error otherwise
     /// (permissions, the disk).
@@ -257,28 +230,6 @@ mod tests {
         let dir = io::Error::new(io::ErrorKind::IsADirectory, "Is a directory");
         let full = io::Error::new(io::ErrorKind::StorageFull, "No space left on device");
         check(&[
-            row(
-                Error::usage("bad key", Some("fix it".to_string())),
-                2,
-                "usage",
-                Some("fix it"),
-                "bad key",
-            ),
-            row(Error::usage("bad key", None), 2, "usage", None, "bad key"),
-            row(
-                Error::image("odd image", None),
-                4,
-                "image",
-                None,
-                "odd image",
-            ),
-            row(
-                Error::io("cannot do it", "try again"),
-                10,
-                "io",
-                Some("try again"),
-                "cannot do it",
-            ),
             // The path the user named is wrong: usage.
             row(
                 Error::read_file(Path::new("/no/such.bin"), &missing),

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::read_image;
 use crate::cli::{ImageCommandArgs, MainArgs, UploadArgs};
-use crate::error::Error;
+use crate::error::{Error, ImageError};
 use crate::firmware;
 use crate::fleet::{self, DeviceResult};
 use crate::image::{self, AppImage, ImageOptions};
@@ -152,24 +152,22 @@ fn ota_guard(rep: &Reporter, image: &[u8], what: &str, allowed: bool) -> Result<
     match crate::guard::has_ota_responder(image) {
         Some(true) => Ok(()),
         None => {
-            rep.detail("Unchecked", format!("{what} is compressed: cannot look for an OTA responder"));
+            rep.detail(
+                "Unchecked",
+                format!("`{what}` is compressed: cannot look for an OTA responder"),
+            );
             Ok(())
         }
         Some(false) if allowed => {
             rep.warn(format!(
-                "{what} shows no OTA responder: after this update the device may only take updates over serial (uploading anyway: --allow-no-ota / ota-guard = false)"
+                "`{what}` shows no OTA responder: after this update the device may only take updates over serial (uploading anyway: --allow-no-ota / ota-guard = false)"
             ));
             Ok(())
         }
-        Some(false) => Err(Error::image(
-            format!(
-                "{what} shows no OTA responder: after this update the device could no longer be updated over the air"
-            ),
-            Some(
-                "keep the OTA responder in the firmware (ArduinoOTA carries the literal \"Authentication Failed\"; a Rust responder embeds the marker `cargo-ota:ota-responder`, see the README), or pass --allow-no-ota (config: ota-guard = false) to upload anyway"
-                    .to_string(),
-            ),
-        )),
+        Some(false) => Err(ImageError::NoOtaResponder {
+            what: what.to_string(),
+        }
+        .into()),
     }
 }
 
@@ -182,7 +180,7 @@ pub fn main_command(rep: &Reporter, args: &MainArgs, env: &Environment) -> Resul
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "firmware".into());
-    ota_guard(rep, &image.data, &format!("`{what}`"), job.allow_no_ota)?;
+    ota_guard(rep, &image.data, &what, job.allow_no_ota)?;
     let started = Instant::now();
     let results = fleet::run(rep, &job.devices, &what, &image.data, job.fleet);
     report_fleet(rep, results, started)
@@ -225,19 +223,19 @@ pub fn upload_command(rep: &Reporter, args: &UploadArgs, env: &Environment) -> R
     let image = read_image(&job.file, job.command)?;
     let what = job.file.display().to_string();
     if job.command == Command::Flash {
-        ota_guard(rep, &image, &format!("`{what}`"), job.allow_no_ota)?;
+        ota_guard(rep, &image, &what, job.allow_no_ota)?;
         // An image larger than the device's slot: an ESP32 would accept the
         // invitation and stay silent. Refuse it here when the slot is known.
         if let Some((size, from)) = &job.slot
             && image.len() as u64 > u64::from(*size)
         {
-            return Err(Error::image(
-                format!(
-                    "`{what}` is {} bytes but the device's OTA slot holds {size} bytes ({from}): the device would accept the update and never connect back",
-                    image.len()
-                ),
-                Some("upload an image that fits, or check the partition table the device was flashed with".to_string()),
-            ));
+            return Err(ImageError::TooBigForSlot {
+                what,
+                size: image.len() as u64,
+                slot: *size,
+                from: from.clone(),
+            }
+            .into());
         }
     }
     let started = Instant::now();

@@ -12,13 +12,6 @@ use crate::image::{Arch, CHIP_NAMES};
 /// The image cannot be made, or must not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    /// Free text ([`super::Error::image`]).
-    #[error("{message}")]
-    Message {
-        message: String,
-        hint: Option<String>,
-    },
-
     // --- the ELF and the chip (image.rs) ---
     #[error("`{}` is not an ESP app ELF: {found}", path.display())]
     NotEspElf { path: PathBuf, found: ElfFound },
@@ -239,7 +232,6 @@ impl ImageError {
     /// A stable kebab-case name (JSON).
     pub fn kind(&self) -> &'static str {
         match self {
-            ImageError::Message { .. } => "image",
             ImageError::NotEspElf { .. } => "not-esp-elf",
             ImageError::UnknownChip { .. } => "unknown-chip",
             ImageError::ChipMismatch { .. } => "chip-mismatch",
@@ -268,7 +260,6 @@ impl ImageError {
     /// What to do about it.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            ImageError::Message { hint, .. } => return hint.clone(),
             ImageError::NotEspElf { .. } => {
                 "build for an ESP target (e.g. --target riscv32imc-unknown-none-elf, or build.target in .cargo/config.toml)".into()
             }
@@ -336,16 +327,6 @@ mod tests {
     fn catalogue() {
         let p = |s: &str| PathBuf::from(s);
         check(&[
-            row(
-                ImageError::Message {
-                    message: "odd".into(),
-                    hint: Some("look".into()),
-                },
-                4,
-                "image",
-                Some("look"),
-                "odd",
-            ),
             row(
                 ImageError::NotEspElf {
                     path: p("fw"),

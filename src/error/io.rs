@@ -10,10 +10,6 @@ use super::exit;
 /// This host could not read, write or open what cargo-ota needed.
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
-    /// Free text ([`super::Error::io`]).
-    #[error("{message}")]
-    Message { message: String, hint: String },
-
     /// A file that exists but cannot be read (permissions, the disk).
     #[error("cannot read `{}`: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
@@ -65,7 +61,6 @@ impl IoError {
     /// A stable kebab-case name (JSON).
     pub fn kind(&self) -> &'static str {
         match self {
-            IoError::Message { .. } => "io",
             IoError::Read { .. } => "read",
             IoError::Write { .. } => "write",
             IoError::CreateDir { .. } => "create-dir",
@@ -78,7 +73,6 @@ impl IoError {
     /// What to do about it.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            IoError::Message { hint, .. } => hint.clone(),
             IoError::Read { source, .. } => match source.kind() {
                 io::ErrorKind::PermissionDenied => {
                     "this user may not read it: check its permissions".into()
@@ -112,16 +106,6 @@ mod tests {
     fn catalogue() {
         let e = |kind, text: &str| io::Error::new(kind, text.to_string());
         check(&[
-            row(
-                IoError::Message {
-                    message: "cannot lock".into(),
-                    hint: "try again".into(),
-                },
-                10,
-                "io",
-                Some("try again"),
-                "cannot lock",
-            ),
             row(
                 IoError::Read {
                     path: "/root/fw.bin".into(),

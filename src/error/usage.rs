@@ -10,13 +10,6 @@ use super::exit;
 /// asked for.
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
-    /// Free text ([`super::Error::usage`]).
-    #[error("{message}")]
-    Message {
-        message: String,
-        hint: Option<String>,
-    },
-
     /// A path the user named that cannot be read as asked: it does not exist,
     /// names a directory, or is not text.
     #[error("cannot read `{}`: {source}", path.display())]
@@ -24,6 +17,31 @@ pub enum UsageError {
 
     #[error("{}: invalid TOML: {detail}", path.display())]
     InvalidToml { path: PathBuf, detail: String },
+
+    // --- the config files (config.rs) ---
+    /// A key of `[package|workspace.metadata.ota]` or espflash.toml with a bad
+    /// value, or unknown (`what`: what is wrong, e.g. "must be a port, found 0").
+    #[error("{}: `{key}` {what}", file.display())]
+    ConfigValue {
+        file: PathBuf,
+        /// The dotted key, e.g. `package.metadata.ota.devices.bench.port`.
+        key: String,
+        what: String,
+        /// What to put there (a did-you-mean for an unknown key).
+        hint: Option<String>,
+    },
+
+    #[error("group `{name}` contains itself")]
+    GroupCycle { name: String },
+
+    #[error("unknown device or group `{name}`")]
+    UnknownDevice {
+        name: String,
+        /// The configured devices and groups.
+        known: Vec<String>,
+        /// The closest of them, when one is close.
+        suggestion: Option<String>,
+    },
 
     // --- which devices (settings) ---
     #[error("--all: no devices are configured")]
@@ -107,9 +125,11 @@ impl UsageError {
     /// A stable kebab-case name (JSON).
     pub fn kind(&self) -> &'static str {
         match self {
-            UsageError::Message { .. } => "usage",
             UsageError::BadPath { .. } => "bad-path",
             UsageError::InvalidToml { .. } => "invalid-toml",
+            UsageError::ConfigValue { .. } => "config",
+            UsageError::GroupCycle { .. } => "group-cycle",
+            UsageError::UnknownDevice { .. } => "unknown-device",
             UsageError::NoDevicesConfigured => "no-devices-configured",
             UsageError::NoDevice => "no-device",
             UsageError::HostPortRange { .. } => "host-port-range",
@@ -130,7 +150,24 @@ impl UsageError {
     /// What to do about it.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            UsageError::Message { hint, .. } => return hint.clone(),
+            UsageError::ConfigValue { hint, .. } => {
+                return hint.clone();
+            }
+            UsageError::GroupCycle { .. } => {
+                "remove the cycle from [package.metadata.ota.groups]".into()
+            }
+            UsageError::UnknownDevice { known, .. } if known.is_empty() => {
+                "no devices are configured: add [package.metadata.ota.devices.NAME] with a host, or pass --host".into()
+            }
+            UsageError::UnknownDevice {
+                known, suggestion, ..
+            } => {
+                let list = format!("configured devices and groups: {}", known.join(", "));
+                match suggestion {
+                    Some(s) => format!("did you mean `{s}`? {list}"),
+                    None => list,
+                }
+            }
             UsageError::BadPath { source, .. } => match source.kind() {
                 io::ErrorKind::IsADirectory => "check the path: it names a directory".into(),
                 io::ErrorKind::InvalidData => "check the path: that file is not UTF-8 text".into(),
@@ -196,14 +233,45 @@ mod tests {
         let e = |kind, text: &str| io::Error::new(kind, text.to_string());
         check(&[
             row(
-                UsageError::Message {
-                    message: "`jobs` must be a number".into(),
-                    hint: None,
+                UsageError::ConfigValue {
+                    file: "Cargo.toml".into(),
+                    key: "package.metadata.ota.prot".into(),
+                    what: "is not a known key".into(),
+                    hint: Some("did you mean `port`?".into()),
                 },
                 2,
-                "usage",
-                None,
-                "`jobs` must be a number",
+                "config",
+                Some("did you mean `port`?"),
+                "Cargo.toml: `package.metadata.ota.prot` is not a known key",
+            ),
+            row(
+                UsageError::GroupCycle { name: "a".into() },
+                2,
+                "group-cycle",
+                Some("remove the cycle"),
+                "group `a` contains itself",
+            ),
+            row(
+                UsageError::UnknownDevice {
+                    name: "benhc".into(),
+                    known: vec!["bench".into(), "house".into()],
+                    suggestion: Some("bench".into()),
+                },
+                2,
+                "unknown-device",
+                Some("did you mean `bench`? configured devices and groups: bench, house"),
+                "unknown device or group `benhc`",
+            ),
+            row(
+                UsageError::UnknownDevice {
+                    name: "x".into(),
+                    known: vec![],
+                    suggestion: None,
+                },
+                2,
+                "unknown-device",
+                Some("no devices are configured"),
+                "unknown device or group `x`",
             ),
             row(
                 UsageError::BadPath {
