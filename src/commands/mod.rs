@@ -48,6 +48,7 @@ pub fn install_interrupt_handler() {
                 if json {
                     let line = Message::Error {
                         code: e.exit_code(),
+                        kind: e.kind().to_string(),
                         message: e.to_string(),
                         hint: e.hint(),
                     };
@@ -107,6 +108,7 @@ pub fn run(cli: Cli, env: &Environment) -> i32 {
             if !matches!(e, Error::Upload(_) | Error::SomeFailed { .. }) {
                 rep.message(Message::Error {
                     code: e.exit_code(),
+                    kind: e.kind().to_string(),
                     message: e.to_string(),
                     hint: e.hint(),
                 });

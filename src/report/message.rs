@@ -145,6 +145,9 @@ pub enum Message {
     Error {
         /// The exit code.
         code: i32,
+        /// The failure's kind from the error catalogue (`config`, `build-failed`,
+        /// `no-ota-responder`, `write`, `interrupted`, ...).
+        kind: String,
         /// What happened.
         message: String,
         /// What to do about it.
@@ -205,6 +208,7 @@ mod tests {
             Message::DiscoverFinished { count: 0 },
             Message::Error {
                 code: 2,
+                kind: "config".into(),
                 message: String::new(),
                 hint: None,
             },
