@@ -49,6 +49,7 @@ fn unwritable_image_output_exits_10_with_a_hint() {
         .find(|l| l["reason"] == "error")
         .unwrap_or_else(|| panic!("no error line:\n{}", r.stdout));
     assert_eq!(error["code"], 10, "{error}");
+    assert_eq!(error["kind"], "write", "{error}");
     assert!(
         error["message"].as_str().unwrap().contains(out_text),
         "{error}"

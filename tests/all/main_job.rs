@@ -544,6 +544,7 @@ fn json_mode_reports_errors_as_json_too() {
     assert_eq!(lines.len(), 1, "stdout carries only JSON: {}", r.stdout);
     assert_eq!(lines[0]["reason"], "error");
     assert_eq!(lines[0]["code"], 2);
+    assert_eq!(lines[0]["kind"], "config", "{}", lines[0]);
     assert!(
         lines[0]["message"]
             .as_str()
