@@ -2,7 +2,7 @@
 //! messages, and pick the one executable artifact.
 
 use std::ffi::OsString;
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -264,13 +264,16 @@ pub struct Built {
     pub idf_partition_table: Option<PathBuf>,
 }
 
-/// Run `cargo build` with JSON messages; diagnostics go to stderr as cargo shows them.
+/// Run `cargo build` with JSON messages. The compiler's diagnostics, rendered as
+/// cargo renders them, go to `diagnostic` (the reporter); cargo's own status lines
+/// go straight to stderr, where cargo draws its progress.
 pub fn build(
     project: &Project,
     opts: &BuildOptions,
     target: Option<&str>,
     cwd: &Path,
     toolchain: &Toolchain,
+    diagnostic: &(dyn Fn(String) + Sync),
 ) -> Result<Built, Error> {
     let mut cmd = Command::new(&toolchain.cargo);
     cmd.current_dir(cwd).arg("build");
@@ -345,7 +348,7 @@ pub fn build(
                 }
             }
         });
-        let read = read_build_messages(project, stdout);
+        let read = read_build_messages(project, stdout, diagnostic);
         let status = child.lock().unwrap_or_else(|e| e.into_inner()).wait();
         done.store(true, Ordering::SeqCst);
         (read, status)
@@ -407,19 +410,23 @@ struct BuildMessages {
     success: Option<bool>,
 }
 
-/// Read cargo's messages until it closes stdout; diagnostics go to stderr as
-/// cargo renders them.
-fn read_build_messages(project: &Project, stdout: std::process::ChildStdout) -> BuildMessages {
+/// Read cargo's messages until it closes stdout; diagnostics go to `diagnostic`
+/// as cargo renders them.
+fn read_build_messages(
+    project: &Project,
+    stdout: std::process::ChildStdout,
+    diagnostic: &(dyn Fn(String) + Sync),
+) -> BuildMessages {
     let mut executables: Vec<(String, String, PathBuf)> = Vec::new();
     let mut idf_partition_table = None;
     let mut success = None;
-    let mut err = std::io::stderr();
     for message in Message::parse_stream(BufReader::new(stdout)) {
         let Ok(message) = message else { continue };
         match message {
             Message::CompilerMessage(m) => {
                 if let Some(rendered) = &m.message.rendered {
-                    let _ = write!(err, "{rendered}");
+                    let text = rendered.strip_suffix('\n').unwrap_or(rendered);
+                    diagnostic(text.to_string());
                 }
             }
             Message::CompilerArtifact(a) => {
@@ -446,7 +453,7 @@ fn read_build_messages(project: &Project, stdout: std::process::ChildStdout) -> 
             }
             Message::BuildFinished(f) => success = Some(f.success),
             Message::TextLine(line) => {
-                let _ = writeln!(err, "{line}");
+                diagnostic(line);
             }
             _ => {}
         }

@@ -33,7 +33,14 @@ fn firmware(firmware: &Firmware, rep: &Reporter) -> Result<(PathBuf, Option<Path
             target.map(|t| format!(", {t}")).unwrap_or_default()
         ),
     );
-    let built = firmware::build(&job.project, &job.options, target, &job.cwd, &job.toolchain)?;
+    let built = firmware::build(
+        &job.project,
+        &job.options,
+        target,
+        &job.cwd,
+        &job.toolchain,
+        &|text| rep.diagnostic(text),
+    )?;
     rep.message(Message::BuildFinished {
         package: name.to_string(),
         binary: built.name.clone(),

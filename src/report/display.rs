@@ -86,6 +86,7 @@ impl Display {
             match note {
                 Note::Status { verb, text } => self.status(verb, text),
                 Note::Warn(text) => self.warn(&text),
+                Note::Raw(text) => self.eprint(text),
                 Note::Error { message, hint } => self.error(&message, hint.as_deref()),
                 Note::Table { header, rows } => self.table(&header, &rows),
                 Note::Message(m) => self.message(m),

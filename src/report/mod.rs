@@ -40,6 +40,8 @@ enum Note {
         text: String,
     },
     Warn(String),
+    /// Written to stderr as it is (cargo's rendered diagnostics).
+    Raw(String),
     Error {
         message: String,
         hint: Option<String>,
@@ -139,6 +141,12 @@ impl Reporter {
         if !self.quiet {
             self.send(Note::Warn(message.to_string()));
         }
+    }
+
+    /// A compiler diagnostic as cargo rendered it: on stderr in every format, as
+    /// cargo would show it.
+    pub fn diagnostic(&self, text: String) {
+        self.send(Note::Raw(text));
     }
 
     /// The final error, always shown (stderr), with its hint.
