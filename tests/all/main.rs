@@ -9,6 +9,7 @@ mod errors;
 mod faults;
 mod firmware;
 mod fleet;
+mod interrupt;
 mod main_job;
 mod newcomer;
 mod pair;
