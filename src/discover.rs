@@ -20,10 +20,14 @@ pub const SERVICE: &str = "_arduino._tcp.local.";
 pub struct Found {
     /// Instance name (the OTA hostname).
     pub name: String,
+    /// The device's mDNS host name (e.g. `esp32-abc123.local`), without the
+    /// trailing dot.
     pub hostname: String,
+    /// The addresses it announced, sorted.
     pub addresses: Vec<IpAddr>,
     /// The OTA UDP port.
     pub port: u16,
+    /// The board it says it is (the `board` TXT record); `None` when absent.
     pub board: Option<String>,
     /// Whether a password was set when the device started its responder.
     pub auth_upload: Option<bool>,

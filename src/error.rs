@@ -27,19 +27,30 @@ pub use usage::UsageError;
 
 /// Exit codes (README "Exit codes").
 pub mod exit {
+    /// Success.
     pub const OK: i32 = 0;
+    /// Some uploads of a fleet failed.
     pub const SOME_FAILED: i32 = 1;
+    /// A usage or configuration error: the command line or a config file must change.
     pub const USAGE: i32 = 2;
+    /// The build failed.
     pub const BUILD: i32 = 3;
+    /// Image conversion or a check of the image failed.
     pub const IMAGE: i32 = 4;
+    /// The device did not answer the invitation.
     pub const NO_ANSWER: i32 = 5;
+    /// Authentication failed, or a password is needed and none is set.
     pub const AUTH: i32 = 6;
+    /// The device accepted but never connected back.
     pub const NO_CONNECT_BACK: i32 = 7;
+    /// The transfer failed or stalled.
     pub const TRANSFER: i32 = 8;
+    /// The device reported an error, at the invitation or at the end.
     pub const DEVICE_ERROR: i32 = 9;
     /// Reading or writing on this host failed, and the user's input did not
     /// cause it (permissions, a full disk, a socket on 127.0.0.1).
     pub const IO: i32 = 10;
+    /// Interrupted (Ctrl-C).
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -63,7 +74,12 @@ pub enum Error {
     Upload(UploadError),
     /// Some devices of several failed (exit 1).
     #[error("{failed} of {total} devices failed")]
-    SomeFailed { failed: usize, total: usize },
+    SomeFailed {
+        /// How many devices' sessions failed.
+        failed: usize,
+        /// How many devices were to be updated.
+        total: usize,
+    },
     /// Ctrl-C (exit 130).
     #[error("interrupted")]
     Interrupted,
@@ -109,6 +125,7 @@ impl Error {
         .into()
     }
 
+    /// The process's exit code for it (the [`exit`] constants).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(e) => e.exit_code(),

@@ -113,19 +113,24 @@ impl Default for Toolchain {
 /// The selected package and its workspace.
 #[derive(Clone, Debug)]
 pub struct Project {
+    /// What `cargo metadata` says of the workspace.
     pub metadata: Metadata,
+    /// The firmware package, selected from the workspace.
     pub package: Package,
 }
 
 impl Project {
+    /// The firmware package's `Cargo.toml`.
     pub fn manifest_path(&self) -> &Path {
         self.package.manifest_path.as_std_path()
     }
 
+    /// The directory that holds the firmware package's `Cargo.toml`.
     pub fn package_dir(&self) -> &Path {
         self.manifest_path().parent().unwrap_or(Path::new("."))
     }
 
+    /// The workspace's root directory (where its `Cargo.toml` and `target/` are).
     pub fn workspace_root(&self) -> &Path {
         self.metadata.workspace_root.as_std_path()
     }
@@ -257,6 +262,7 @@ pub fn build_target(opts: &BuildOptions, cwd: &Path, toolchain: &Toolchain) -> O
 /// A built firmware.
 #[derive(Clone, Debug)]
 pub struct Built {
+    /// The executable cargo reported (an ELF), under the target directory.
     pub elf: PathBuf,
     /// The binary or example name.
     pub name: String,

@@ -95,7 +95,9 @@ fn is_xtensa(chip: Chip) -> bool {
 /// The instruction set of an ESP ELF.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
+    /// RISC-V (`e_machine` 243): the ESP32-C, -H and -P series.
     RiscV,
+    /// Xtensa (`e_machine` 94): the ESP32, ESP32-S2 and ESP32-S3.
     Xtensa,
 }
 
@@ -125,6 +127,7 @@ pub fn check_esp_elf(path: &Path, elf: &[u8]) -> Result<Arch, ImageError> {
 /// Where a chip choice came from, for messages.
 #[derive(Clone, Debug)]
 pub struct ChipChoice {
+    /// The chip name as given, not yet checked.
     pub name: String,
     /// e.g. "--chip", "`chip` in Cargo.toml".
     pub source: String,
@@ -133,40 +136,61 @@ pub struct ChipChoice {
 /// Settings for the conversion, already merged from CLI, config and espflash.toml.
 #[derive(Clone, Debug, Default)]
 pub struct ImageOptions {
+    /// The chip the user chose; `None`: the ELF's metadata or the target triple
+    /// tells it.
     pub chip: Option<ChipChoice>,
+    /// The build's target triple, to tell the chip when nothing else does.
     pub target_triple: Option<String>,
+    /// The flash mode in the image header; `None`: espflash's default.
     pub flash_mode: Option<FlashMode>,
+    /// The flash size in the image header; `None`: espflash's default (4 MB).
     pub flash_size: Option<FlashSize>,
+    /// The flash frequency in the image header; `None`: espflash's default.
     pub flash_freq: Option<FlashFrequency>,
+    /// The partition table the device was flashed with; `None`: no slot check.
     pub partition_table: Option<PathBuf>,
+    /// The app partition to check against; `None`: the smallest OTA slot.
     pub target_app_partition: Option<String>,
+    /// The minimum chip revision in the image header (major * 100 + minor).
     pub min_chip_rev: u16,
+    /// Require an ESP-IDF app descriptor (off with `--ignore-app-descriptor`).
     pub check_app_descriptor: bool,
 }
 
 /// What the app descriptor says.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct AppInfo {
+    /// The project name (the package's, with `esp_app_desc!`).
     pub name: String,
+    /// The firmware's version string.
     pub version: String,
+    /// The build date, as the firmware recorded it (free text).
     pub date: String,
+    /// The build time, as the firmware recorded it (free text).
     pub time: String,
 }
 
 /// The OTA slot the image was checked against.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct SlotCheck {
+    /// The slot's partition name (e.g. `ota_0`).
     pub partition: String,
+    /// The slot's size, in bytes.
     pub partition_size: u32,
+    /// How many OTA slots the table has (with fewer than two, no fallback).
     pub ota_slots: usize,
 }
 
 /// A converted app image.
 #[derive(Clone, Debug)]
 pub struct AppImage {
+    /// The image's bytes, as the device receives them.
     pub data: Vec<u8>,
+    /// Their MD5, in lowercase hex (the invitation announces it).
     pub md5: String,
+    /// The chip the image was made for.
     pub chip: Chip,
+    /// What its app descriptor says; `None` when it has none.
     pub app: Option<AppInfo>,
     /// `None` when no partition table is known.
     pub slot: Option<SlotCheck>,

@@ -1,3 +1,6 @@
+//! The `cargo-ota` binary: `cargo ota ...` (cargo runs it as `cargo-ota ota ...`).
+//! Parsing and the commands are in the library (`cli`, `commands`).
+
 fn main() {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // `cargo ota ...` runs `cargo-ota ota ...`.

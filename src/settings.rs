@@ -114,7 +114,9 @@ impl Environment {
 /// One device to update.
 #[derive(Clone, Debug)]
 pub struct Planned {
+    /// The device: its name, host and port.
     pub target: Target,
+    /// How its session runs: password, auth, host address, timeouts.
     pub options: UploadOptions,
 }
 
@@ -139,8 +141,11 @@ pub enum Firmware {
 /// A build, settled.
 #[derive(Clone, Debug)]
 pub struct BuildJob {
+    /// The workspace and the firmware package in it.
     pub project: Project,
+    /// What to build: the package, profile, target, binary and features asked for.
     pub options: BuildOptions,
+    /// The cargo to run and what the environment says to it.
     pub toolchain: Toolchain,
     /// The directory cargo runs in.
     pub cwd: PathBuf,
@@ -153,18 +158,24 @@ pub struct BuildJob {
 /// `cargo ota` (the main job), settled.
 #[derive(Clone, Debug)]
 pub struct MainJob {
+    /// Where the ELF comes from: a build, or `--elf`.
     pub firmware: Firmware,
+    /// How the ELF becomes an app image.
     pub image: ImageOptions,
     /// Upload an image without an OTA responder (`--allow-no-ota`, `ota-guard = false`).
     pub allow_no_ota: bool,
+    /// The devices to update, in order.
     pub devices: Vec<Planned>,
+    /// How many sessions at once, and `--verify`.
     pub fleet: FleetOptions,
 }
 
 /// `cargo ota image`, settled.
 #[derive(Clone, Debug)]
 pub struct ImageJob {
+    /// Where the ELF comes from: a build, or `--elf`.
     pub firmware: Firmware,
+    /// How the ELF becomes an app image.
     pub image: ImageOptions,
     /// Where to write the image (`None`: the ELF's path with `.bin` added).
     pub output: Option<PathBuf>,
@@ -173,12 +184,17 @@ pub struct ImageJob {
 /// `cargo ota upload`, settled.
 #[derive(Clone, Debug)]
 pub struct UploadJob {
+    /// The image file to send.
     pub file: PathBuf,
+    /// What it updates: the app (flash), or the filesystem with `--fs`.
     pub command: Command,
+    /// Send it even without an OTA responder (`--allow-no-ota`, `ota-guard = false`).
     pub allow_no_ota: bool,
     /// The device's OTA slot size and where it was learnt, when known.
     pub slot: Option<(u32, String)>,
+    /// The devices to update, in order.
     pub devices: Vec<Planned>,
+    /// How many sessions at once, and `--verify`.
     pub fleet: FleetOptions,
 }
 

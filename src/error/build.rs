@@ -11,30 +11,54 @@ pub enum BuildError {
     /// `cargo metadata` failed; `detail` is cargo's own words.
     #[error("cannot read the cargo project: {detail}")]
     Metadata {
+        /// What cargo printed on its stderr, or why it could not run.
         detail: String,
         /// Cargo found no `Cargo.toml` (not in a package), rather than a bad one.
         no_manifest: bool,
     },
 
+    /// `-p` names no package of the workspace.
     #[error("package `{name}` is not in this workspace")]
-    PackageNotFound { name: String, packages: Vec<String> },
+    PackageNotFound {
+        /// The name given with `-p`.
+        name: String,
+        /// The workspace's packages, to choose from.
+        packages: Vec<String>,
+    },
 
+    /// No `-p`, the current directory is in no package, and there are several.
     #[error("this workspace has several packages; which one is the firmware?")]
-    AmbiguousPackage { packages: Vec<String> },
+    AmbiguousPackage {
+        /// The workspace's packages, to choose from.
+        packages: Vec<String>,
+    },
 
+    /// Cargo could not be started.
     #[error("cannot run `{cargo}`: {source}")]
-    CannotRunCargo { cargo: String, source: io::Error },
+    CannotRunCargo {
+        /// The program started: `$CARGO`, else `cargo`.
+        cargo: String,
+        /// Why the OS would not start it.
+        source: io::Error,
+    },
 
+    /// Reading cargo's output or waiting for it failed.
     #[error("cargo did not finish: {source}")]
-    CargoDidNotFinish { source: io::Error },
+    CargoDidNotFinish {
+        /// The I/O error on cargo's pipe or its exit.
+        source: io::Error,
+    },
 
+    /// `cargo build` failed (its diagnostics were shown above).
     #[error("could not build `{package}`")]
     Failed {
+        /// The firmware package.
         package: String,
         /// An Xtensa target built without `build-std`: its triple.
         xtensa_without_build_std: Option<String>,
     },
 
+    /// The build finished but no executable matches the selection.
     #[error(
         "the build of `{package}` produced no executable{}",
         match (bin, example) {
@@ -44,16 +68,26 @@ pub enum BuildError {
         }
     )]
     NoExecutable {
+        /// The firmware package.
         package: String,
+        /// The `--bin` asked for, if any.
         bin: Option<String>,
+        /// The `--example` asked for, if any.
         example: Option<String>,
     },
 
+    /// The build produced several binaries and none was picked.
     #[error("`{package}` has several binaries: {}", names.join(", "))]
-    SeveralExecutables { package: String, names: Vec<String> },
+    SeveralExecutables {
+        /// The firmware package.
+        package: String,
+        /// The binaries' names, to pick one with `--bin`.
+        names: Vec<String>,
+    },
 }
 
 impl BuildError {
+    /// The process's exit code for it (3; 2 when the project cannot be read).
     pub fn exit_code(&self) -> i32 {
         match self {
             BuildError::Metadata { .. }

@@ -13,46 +13,90 @@ use crate::image::{Arch, CHIP_NAMES};
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     // --- the ELF and the chip (image.rs) ---
+    /// The firmware file is not a 32-bit little-endian RISC-V or Xtensa ELF.
     #[error("`{}` is not an ESP app ELF: {found}", path.display())]
-    NotEspElf { path: PathBuf, found: ElfFound },
+    NotEspElf {
+        /// The file read as the ELF.
+        path: PathBuf,
+        /// What it turned out to be.
+        found: ElfFound,
+    },
 
     /// `--chip` or `chip` names no chip; `origin` says where it came from.
     #[error("unknown chip `{name}` ({origin})")]
-    UnknownChip { name: String, origin: String },
+    UnknownChip {
+        /// The chip name as given.
+        name: String,
+        /// Where it was given: `--chip`, or `chip` in a manifest.
+        origin: String,
+    },
 
     /// `origin`: where the chip choice came from (`--chip`, "`chip` in Cargo.toml").
     #[error("the ELF was built for {elf_chip}, but {origin} says {chip}")]
     ChipMismatch {
+        /// The chip the ELF's metadata names.
         elf_chip: Chip,
+        /// The chip the user chose.
         chip: Chip,
+        /// Where the user's choice came from.
         origin: String,
     },
 
+    /// No chip was chosen, the ELF names none, and the target triple fits none.
     #[error(
         "cannot tell which chip this ELF is for{}",
         triple.as_ref().map(|t| format!(" (target `{t}`)")).unwrap_or_default()
     )]
-    CannotTellChip { triple: Option<String> },
+    CannotTellChip {
+        /// The build's target triple; `None` when none is known.
+        triple: Option<String>,
+    },
 
+    /// No chip was chosen, the ELF names none, and the target triple fits several.
     #[error(
         "target `{triple}` fits several chips ({}) and the ELF does not say which",
         chip_list(chips)
     )]
-    AmbiguousChip { triple: String, chips: Vec<Chip> },
+    AmbiguousChip {
+        /// The build's target triple.
+        triple: String,
+        /// The chips it fits.
+        chips: Vec<Chip>,
+    },
 
+    /// The ELF's instruction set is not the chip's.
     #[error(
         "the ELF is {} code but {chip} is {}",
         match arch { Arch::Xtensa => "Xtensa", Arch::RiscV => "RISC-V" },
         match arch { Arch::Xtensa => "a RISC-V chip", Arch::RiscV => "an Xtensa chip" }
     )]
-    ArchMismatch { arch: Arch, chip: Chip },
+    ArchMismatch {
+        /// The ELF's instruction set.
+        arch: Arch,
+        /// The chip settled on (chosen, from the ELF, or from the target triple).
+        chip: Chip,
+    },
 
+    /// The ELF has no ESP-IDF app descriptor (checked unless
+    /// `--ignore-app-descriptor`).
     #[error("`{}` has no app descriptor: {detail}", path.display())]
-    NoAppDescriptor { path: PathBuf, detail: String },
+    NoAppDescriptor {
+        /// The ELF file.
+        path: PathBuf,
+        /// espflash's words on what is missing.
+        detail: String,
+    },
 
+    /// espflash could not make an app image of the ELF.
     #[error("cannot convert `{}` into an app image: {detail}", path.display())]
-    Convert { path: PathBuf, detail: String },
+    Convert {
+        /// The ELF file.
+        path: PathBuf,
+        /// espflash's error.
+        detail: String,
+    },
 
+    /// espflash's image has no app segment to send.
     #[error("espflash produced no app segment")]
     NoAppSegment,
 
@@ -63,24 +107,39 @@ pub enum ImageError {
         path.display(),
         describe_table_error(detail)
     )]
-    PartitionTable { path: PathBuf, detail: String },
+    PartitionTable {
+        /// The partition table file (`--partition-table`, `partition-table`).
+        path: PathBuf,
+        /// esp-idf-part's error, as it words it.
+        detail: String,
+    },
 
+    /// `target-app-partition` names no app partition of the table.
     #[error(
         "the partition table `{}` has no app partition `{name}` (target-app-partition)",
         path.display()
     )]
     NoSuchAppPartition {
+        /// The partition table file.
         path: PathBuf,
+        /// The partition name asked for.
         name: String,
+        /// The table's app partitions, to choose from.
         apps: Vec<String>,
     },
 
+    /// The table has only factory or test app partitions: no OTA slot.
     #[error(
         "the partition table `{}` has no OTA slot (app partitions: {}): a device flashed with it cannot take an OTA update",
         path.display(),
         apps.join(", ")
     )]
-    NoOtaSlot { path: PathBuf, apps: Vec<String> },
+    NoOtaSlot {
+        /// The partition table file.
+        path: PathBuf,
+        /// The table's app partitions.
+        apps: Vec<String>,
+    },
 
     /// The converted image is larger than the slot (`slot`: its name, when a
     /// partition table named it).
@@ -90,8 +149,11 @@ pub enum ImageError {
         app.saturating_sub(*part)
     )]
     TooBig {
+        /// The app image's size, in bytes.
         app: u32,
+        /// The slot's size, in bytes.
         part: u32,
+        /// The slot's name; `None` when no partition table named it.
         slot: Option<String>,
     },
 
@@ -100,7 +162,10 @@ pub enum ImageError {
     #[error(
         "`{what}` shows no OTA responder: after this update the device could no longer be updated over the air"
     )]
-    NoOtaResponder { what: String },
+    NoOtaResponder {
+        /// The file name of the ELF or image checked.
+        what: String,
+    },
 
     /// `cargo ota upload`: a file larger than the device's slot (`from`: where
     /// the slot size came from).
@@ -108,34 +173,64 @@ pub enum ImageError {
         "`{what}` is {size} bytes but the device's OTA slot holds {slot} bytes ({from}): the device would accept the update and never connect back"
     )]
     TooBigForSlot {
+        /// The file name of the image to send.
         what: String,
+        /// The image's size, in bytes.
         size: u64,
+        /// The slot's size, in bytes.
         slot: u32,
+        /// Where the slot size came from: `--partition-size`, or a slot of the
+        /// configured partition table.
         from: String,
     },
 
+    /// `cargo ota upload`: the file to send is empty.
     #[error("`{}` is empty", path.display())]
-    EmptyFile { path: PathBuf },
+    EmptyFile {
+        /// The file given.
+        path: PathBuf,
+    },
 
+    /// `cargo ota upload`: the file is larger than 4 GiB, more than any flash.
     #[error("`{}` is larger than 4 GiB", path.display())]
-    FileTooLarge { path: PathBuf },
+    FileTooLarge {
+        /// The file given.
+        path: PathBuf,
+    },
 
+    /// `cargo ota upload`: the file is an ELF; the device takes an app image.
     #[error("`{}` is an ELF file, not an app image", path.display())]
-    ElfNotImage { path: PathBuf },
+    ElfNotImage {
+        /// The file given.
+        path: PathBuf,
+    },
 
+    /// `cargo ota upload`: the file starts with neither an app image's magic
+    /// byte nor gzip's.
     #[error(
         "`{}` is not an ESP app image (first byte 0x{first_byte:02x}, expected 0xe9)",
         path.display()
     )]
-    NotAppImage { path: PathBuf, first_byte: u8 },
+    NotAppImage {
+        /// The file given.
+        path: PathBuf,
+        /// The file's first byte.
+        first_byte: u8,
+    },
 
     // --- cargo ota demo: the emulated device's verdict ---
+    /// `cargo ota demo`: what the emulated device stored is not the image sent.
     #[error("the device's copy differs from the image sent")]
     DemoCopyDiffers,
 
+    /// `cargo ota demo`: the emulated device ended the update with an error.
     #[error("the emulated device reports: {detail}")]
-    DemoDevice { detail: String },
+    DemoDevice {
+        /// The emulated device's event, in words.
+        detail: String,
+    },
 
+    /// `cargo ota demo`: the emulated device stopped without reporting the update.
     #[error("the emulated device did not report the update")]
     DemoNoVerdict,
 }
@@ -147,9 +242,17 @@ pub enum ElfFound {
     NotElf,
     /// An ELF, but not 32-bit little-endian (`class`: 1 = 32-bit, 2 = 64-bit;
     /// `machine`: `e_machine`).
-    Layout { class: u8, machine: u16 },
+    Layout {
+        /// The ELF class byte: 1 = 32-bit, 2 = 64-bit.
+        class: u8,
+        /// The ELF's `e_machine`.
+        machine: u16,
+    },
     /// A 32-bit little-endian ELF for another architecture.
-    Machine { machine: u16 },
+    Machine {
+        /// The ELF's `e_machine`.
+        machine: u16,
+    },
 }
 
 /// An ELF `e_machine` in words.
@@ -220,6 +323,8 @@ const READ_IMAGE_HINT: &str =
     "convert an ELF with `cargo ota image --elf FILE`, or pass --fs to send a filesystem image";
 
 impl ImageError {
+    /// The process's exit code for it (4; 2 for a chip name or partition table
+    /// the user gave).
     pub fn exit_code(&self) -> i32 {
         match self {
             ImageError::UnknownChip { .. }

@@ -12,28 +12,50 @@ use super::exit;
 pub enum IoError {
     /// A file that exists but cannot be read (permissions, the disk).
     #[error("cannot read `{}`: {source}", path.display())]
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS's error.
+        source: io::Error,
+    },
 
     /// An output: the image `cargo ota image` writes, a file `init` writes, a
     /// scratch file.
     #[error("cannot write `{}`: {source}", path.display())]
-    Write { path: PathBuf, source: io::Error },
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS's error.
+        source: io::Error,
+    },
 
     /// A directory to write into (`emulate --out`, the demo's scratch directory,
     /// `.github/workflows`).
     #[error("cannot create the directory `{}`: {source}", path.display())]
-    CreateDir { path: PathBuf, source: io::Error },
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS's error.
+        source: io::Error,
+    },
 
+    /// The current directory is gone or cannot be read.
     #[error("cannot read the current directory")]
     CurrentDir,
 
     /// `cargo ota demo`'s emulated device on 127.0.0.1.
     #[error("cannot start the emulated device: {source}")]
-    EmulatorStart { source: io::Error },
+    EmulatorStart {
+        /// The socket error.
+        source: io::Error,
+    },
 
     /// `cargo ota emulate`: its socket failed while serving.
     #[error("emulator socket failed: {source}")]
-    EmulatorSocket { source: io::Error },
+    EmulatorSocket {
+        /// The socket error.
+        source: io::Error,
+    },
 }
 
 /// What to do when writing `kind` failed.
@@ -54,6 +76,7 @@ fn write_hint(kind: io::ErrorKind) -> &'static str {
 }
 
 impl IoError {
+    /// The process's exit code for it (always 10).
     pub fn exit_code(&self) -> i32 {
         exit::IO
     }

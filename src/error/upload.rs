@@ -11,43 +11,75 @@ use super::exit;
 /// Why one upload session failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
+    /// The device's host name resolves to no address (DNS, then mDNS for `.local`).
     #[error("cannot resolve device host `{host}`: {detail}")]
-    Resolve { host: String, detail: String },
+    Resolve {
+        /// The host name as configured or given with `--host`.
+        host: String,
+        /// The resolver's words.
+        detail: String,
+    },
 
+    /// A local socket for the session could not be opened.
     #[error("cannot use local address {addr} for the {what}: {source}")]
     Bind {
+        /// The local address: `--host-ip` or the route to the device, and
+        /// `--host-port` or any free port.
         addr: SocketAddr,
+        /// What it was for: "TCP listener", "UDP handshake" or "session threads".
         what: &'static str,
+        /// The OS's error.
         #[source]
         source: io::Error,
     },
 
+    /// No reply to any invitation.
     #[error("{}", no_answer_text(device, *attempts, *secs, *unreachable))]
     NoAnswer {
+        /// The device's OTA address.
         device: SocketAddr,
+        /// Invitations sent.
         attempts: u32,
+        /// Seconds from the first invitation to giving up.
         secs: f64,
         /// The host answered "port unreachable" (ICMP): nothing listens there.
         unreachable: bool,
     },
 
+    /// The device sent a challenge and no password is set.
     #[error("{device} asks for a password, but none is set")]
-    PasswordRequired { device: SocketAddr, env: String },
+    PasswordRequired {
+        /// The device's OTA address.
+        device: SocketAddr,
+        /// The environment variable the password would be read from.
+        env: String,
+    },
 
+    /// The device rejected the password with every scheme tried.
     #[error(
         "authentication failed at {device}: wrong password (tried {})",
         describe_schemes(tried)
     )]
     AuthFailed {
+        /// The device's OTA address.
         device: SocketAddr,
+        /// The schemes tried, in order.
         tried: Vec<AuthScheme>,
     },
 
+    /// The device's challenge asks for a scheme `--auth` does not allow.
     #[error("cannot authenticate with {device}: {detail}")]
-    AuthMismatch { device: SocketAddr, detail: String },
+    AuthMismatch {
+        /// The device's OTA address.
+        device: SocketAddr,
+        /// Which scheme the device asked for and which `--auth` allows.
+        detail: String,
+    },
 
+    /// The device answered the invitation with `ERR: ...`.
     #[error("{device} refused the update: {text}")]
     Refused {
+        /// The device's OTA address.
         device: SocketAddr,
         /// The device's words (after `ERR: `).
         text: String,
@@ -55,38 +87,54 @@ pub enum UploadError {
         failure: Option<DeviceFailure>,
     },
 
+    /// The device accepted the invitation but never opened the TCP connection.
     #[error(
         "{device} accepted the update but never connected back to {listen} (waited {secs:.1} s)"
     )]
     NoConnectBack {
+        /// The device's OTA address.
         device: SocketAddr,
+        /// This host's address the device was told to connect to.
         listen: SocketAddr,
+        /// Seconds waited for the connection.
         secs: f64,
         /// Bytes of the image sent for: an ESP32 is silent in the same way when
         /// the image does not fit its OTA partition.
         size: u64,
     },
 
+    /// The device stopped acknowledging data for longer than the timeout.
     #[error(
         "transfer to {device} stalled after {sent} of {total} bytes: nothing moved for {secs:.1} s"
     )]
     Stalled {
+        /// The device's OTA address.
         device: SocketAddr,
+        /// Bytes the device had acknowledged.
         sent: u64,
+        /// The image's size, in bytes.
         total: u64,
+        /// Seconds since the device last acknowledged data.
         secs: f64,
     },
 
+    /// The connection closed or was reset before the device's verdict.
     #[error("transfer to {device} failed after {sent} of {total} bytes: {detail}")]
     ConnectionLost {
+        /// The device's OTA address.
         device: SocketAddr,
+        /// Bytes the device had acknowledged.
         sent: u64,
+        /// The image's size, in bytes.
         total: u64,
+        /// How the connection ended, in words.
         detail: String,
     },
 
+    /// The device reported an error at the end of the transfer.
     #[error("{device} reported an error: {text}")]
     DeviceError {
+        /// The device's OTA address.
         device: SocketAddr,
         /// The device's words.
         text: String,
@@ -100,6 +148,8 @@ pub enum UploadError {
 }
 
 impl UploadError {
+    /// The process's exit code for it (5 to 9; 2 for a host name or local
+    /// address that cannot be used).
     pub fn exit_code(&self) -> i32 {
         match self {
             UploadError::Resolve { .. } | UploadError::Bind { .. } => exit::USAGE,

@@ -13,29 +13,48 @@ pub enum UsageError {
     /// A path the user named that cannot be read as asked: it does not exist,
     /// names a directory, or is not text.
     #[error("cannot read `{}`: {source}", path.display())]
-    BadPath { path: PathBuf, source: io::Error },
+    BadPath {
+        /// The path as the user gave it.
+        path: PathBuf,
+        /// The OS's error.
+        source: io::Error,
+    },
 
+    /// A config file (a manifest, espflash.toml) that is not valid TOML.
     #[error("{}: invalid TOML: {detail}", path.display())]
-    InvalidToml { path: PathBuf, detail: String },
+    InvalidToml {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's error, with the line and column.
+        detail: String,
+    },
 
     // --- the config files (config.rs) ---
     /// A key of `[package|workspace.metadata.ota]` or espflash.toml with a bad
     /// value, or unknown (`what`: what is wrong, e.g. "must be a port, found 0").
     #[error("{}: `{key}` {what}", file.display())]
     ConfigValue {
+        /// The file the key is in.
         file: PathBuf,
         /// The dotted key, e.g. `package.metadata.ota.devices.bench.port`.
         key: String,
+        /// What is wrong with it, e.g. "must be a port, found 0".
         what: String,
         /// What to put there (a did-you-mean for an unknown key).
         hint: Option<String>,
     },
 
+    /// A device group that contains itself, directly or through other groups.
     #[error("group `{name}` contains itself")]
-    GroupCycle { name: String },
+    GroupCycle {
+        /// The group that leads back to itself.
+        name: String,
+    },
 
+    /// `-d` or a group names neither a configured device nor a group.
     #[error("unknown device or group `{name}`")]
     UnknownDevice {
+        /// The name as given.
         name: String,
         /// The configured devices and groups.
         known: Vec<String>,
@@ -44,62 +63,112 @@ pub enum UsageError {
     },
 
     // --- which devices (settings) ---
+    /// `--all`, and the config has no devices.
     #[error("--all: no devices are configured")]
     NoDevicesConfigured,
 
+    /// No `--host`, no `-d`, and no `default-devices` in the config.
     #[error("no device to update")]
     NoDevice,
 
+    /// The fleet's sessions would need host ports above 65535.
     #[error(
         "--host-port {port} leaves no room for {jobs} parallel sessions (they use consecutive ports)"
     )]
-    HostPortRange { port: u16, jobs: usize },
+    HostPortRange {
+        /// The first session's host port (`--host-port`, `host-port`).
+        port: u16,
+        /// Sessions at once (`--jobs`).
+        jobs: usize,
+    },
 
     // --- cargo ota emulate ---
+    /// `emulate --password-env` names a variable that is not set (or is empty).
     #[error("--password-env names `{var}`, but that environment variable is not set")]
-    PasswordEnvUnset { var: String },
+    PasswordEnvUnset {
+        /// The variable's name.
+        var: String,
+    },
 
+    /// `emulate --md5-password-hash` with a flavor other than esp32.
     #[error(
         "--md5-password-hash applies to --flavor esp32 only (the MD5 cores always store an MD5 hash)"
     )]
     Md5HashNeedsEsp32,
 
+    /// `emulate --chip` names no chip the emulator knows.
     #[error("unknown chip `{name}` for --chip")]
-    EmulatorChip { name: String },
+    EmulatorChip {
+        /// The chip name as given.
+        name: String,
+    },
 
+    /// `emulate --link-window 0`.
     #[error("--link-window must be at least 1 byte")]
     LinkWindowZero,
 
     /// A `--fault` the emulator does not know (its words).
     #[error("{detail}")]
-    Fault { detail: String },
+    Fault {
+        /// What is wrong with the fault, as the emulator's parser says it.
+        detail: String,
+    },
 
+    /// The emulator cannot bind its UDP socket.
     #[error("cannot listen on UDP {ip}:{port}: {source}")]
     Listen {
+        /// The address to listen on (`--bind`).
         ip: IpAddr,
+        /// The UDP port (`--port`; 0 for any free port).
         port: u16,
+        /// The OS's error.
         source: io::Error,
     },
 
     // --- cargo ota init ---
+    /// `cargo ota init`: the edited manifest would not parse; it is left as it was.
     #[error(
         "{}: adding [package.metadata.ota] would make it invalid ({detail}); nothing was changed",
         manifest.display()
     )]
-    InitWouldBreak { manifest: PathBuf, detail: String },
+    InitWouldBreak {
+        /// The package's Cargo.toml.
+        manifest: PathBuf,
+        /// The TOML parser's error on the edited text.
+        detail: String,
+    },
 
+    /// `cargo ota init`: the appended section would not read as
+    /// `[package.metadata.ota]`; the manifest is left as it was.
     #[error("{}: cannot add [package.metadata.ota]; nothing was changed", manifest.display())]
-    InitCannotAdd { manifest: PathBuf },
+    InitCannotAdd {
+        /// The package's Cargo.toml.
+        manifest: PathBuf,
+    },
 
     // --- mDNS ---
+    /// The mDNS daemon would not start.
     #[error("cannot start mDNS: {detail}")]
-    MdnsStart { detail: String },
+    MdnsStart {
+        /// mdns-sd's error.
+        detail: String,
+    },
 
+    /// `cargo ota discover`: browsing for `_arduino._tcp` failed.
     #[error("cannot browse mDNS: {detail}")]
-    MdnsBrowse { detail: String },
+    MdnsBrowse {
+        /// mdns-sd's error.
+        detail: String,
+    },
 
+    /// `emulate --mdns`: the emulated device cannot be advertised.
     #[error("cannot advertise `{name}` over mDNS: {detail}")]
-    MdnsAdvertise { name: String, detail: String },
+    MdnsAdvertise {
+        /// The `--mdns` instance name.
+        name: String,
+        /// mdns-sd's error.
+        detail: String,
+    },
 }
 
 /// Does an error reading a file the user named mean the path is wrong (a usage
@@ -118,6 +187,7 @@ pub(super) fn path_is_wrong(kind: io::ErrorKind) -> bool {
 }
 
 impl UsageError {
+    /// The process's exit code for it (always 2).
     pub fn exit_code(&self) -> i32 {
         exit::USAGE
     }

@@ -39,7 +39,9 @@ pub use verify::wait_back_online;
 pub struct Target {
     /// Display name (configured name, or the host).
     pub name: String,
+    /// Host name or IP address, as configured or given with `--host`.
     pub host: String,
+    /// The device's OTA UDP port.
     pub port: u16,
 }
 
@@ -48,10 +50,12 @@ pub struct Target {
 pub struct Password(String);
 
 impl Password {
+    /// Keep `value` as a password.
     pub fn new(value: impl Into<String>) -> Self {
         Password(value.into())
     }
 
+    /// The password's text, to answer a challenge with; never print it.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -66,10 +70,14 @@ impl fmt::Debug for Password {
 /// How to run a session.
 #[derive(Clone, Debug)]
 pub struct UploadOptions {
+    /// What the image updates: the app (flash), or the filesystem (`--fs`).
     pub command: Command,
+    /// The OTA password; `None` when none is set (a device that asks for one
+    /// fails the session).
     pub password: Option<Password>,
     /// The environment variable a password is read from (named in errors).
     pub password_env: String,
+    /// The schemes a challenge may be answered with (`--auth`).
     pub auth: AuthMode,
     /// Answer with `auth`'s scheme whatever the nonce length says.
     pub force_auth: bool,
@@ -105,32 +113,47 @@ impl Default for UploadOptions {
 pub enum Event {
     /// Listening for the connect-back; the handshake starts.
     Listening {
+        /// This host's address the device is to connect back to.
         local: SocketAddr,
+        /// The device's OTA address.
         device: SocketAddr,
     },
+    /// An invitation was sent.
     Inviting {
+        /// This invitation's number, from 1.
         attempt: u32,
+        /// Invitations in all (`--retries` + 1).
         attempts: u32,
     },
+    /// The device asked for a password; its challenge was answered.
     Authenticating {
+        /// The scheme the answer used.
         scheme: AuthScheme,
     },
     /// The first scheme failed; trying the next one with a fresh invitation.
     AuthFallback {
+        /// The scheme tried next.
         scheme: AuthScheme,
     },
+    /// The device accepted the invitation; it is to connect back.
     Accepted,
     /// A connection from another address was closed.
     RejectedPeer {
+        /// The address that connected.
         peer: SocketAddr,
     },
     /// A connection from the device that had already closed was discarded.
     StaleConnection,
+    /// The device connected back; the transfer starts.
     Connected {
+        /// The device's address on the connection.
         peer: SocketAddr,
     },
+    /// The device acknowledged more of the image.
     Progress {
+        /// Bytes the device has acknowledged so far.
         sent: u64,
+        /// The image's size, in bytes.
         total: u64,
     },
     /// Everything sent; waiting for the device to verify.
@@ -140,7 +163,9 @@ pub enum Event {
 /// A successful session.
 #[derive(Clone, Debug)]
 pub struct Outcome {
+    /// The device's OTA address.
     pub device: SocketAddr,
+    /// The image's size, in bytes: all of it was sent and accepted.
     pub bytes: u64,
     /// From the invitation to the verdict.
     pub elapsed: Duration,
