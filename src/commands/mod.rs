@@ -32,7 +32,7 @@ const INTERRUPT_FLUSH: Duration = Duration::from_millis(500);
 
 /// Ctrl-C raises the interrupt flag ([`crate::interrupt`]); the running stage
 /// returns `Interrupted` and the process exits 130 through the normal path. If
-/// that has not happened within [`INTERRUPT_FALLBACK`], the handler says so and
+/// that has not happened within `INTERRUPT_FALLBACK` (2 s), the handler says so and
 /// exits 130 itself: exiting closes every socket, so a device still drops the
 /// partial update.
 pub fn install_interrupt_handler() {
