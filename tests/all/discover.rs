@@ -94,7 +94,7 @@ fn unresolvable(test: &str, host: &str) -> Option<crate::support::Run> {
         &cargo_ota::sample::sample_esp32c3(4_000),
     );
     let r = in_namespace(&format!(
-        "'{BIN}' upload '{}' --host {host} --timeout 1\n",
+        "'{BIN}' upload '{}' --host {host} --timeout 0.5\n",
         app.display()
     ));
     r.assert_code(2)
