@@ -72,6 +72,7 @@ CARGO_OTA_PASSWORD=pw '{BIN}' upload '{app}' --host bench-1.local --port "${{a1#
         .find(|l| l["reason"] == "discover-finished")
         .unwrap();
     assert_eq!(done["count"], 2);
+    crate::snapshots::assert_discovered(&found);
     // bench-1.local is not in any resolver: it was found over mDNS.
     let finished = lines
         .iter()

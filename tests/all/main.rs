@@ -15,5 +15,6 @@ mod pair;
 mod parsers_prop;
 mod reliability;
 mod session;
+mod snapshots;
 mod tap;
 mod upload;
