@@ -1,7 +1,8 @@
 //! Throughput benchmark: cargo-ota's streaming upload against an espota-style
 //! stop-and-wait client (1024 bytes per round trip), both against the emulator's
 //! link model; a fleet row; host CPU per MiB; peak memory for a 16 MiB image; image
-//! conversion time. Prints a table and writes JSON to target/throughput.json.
+//! conversion time; and the link model itself held to its figures. Prints a table
+//! and writes JSON to target/throughput.json.
 //!
 //! `cargo bench --bench throughput` (add `-- --quick` for a short smoke run).
 
@@ -11,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use arduino_ota::net::SessionEnd;
+use cargo_ota::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor, LinkModel};
 use cargo_ota::fleet;
 use cargo_ota::image::{ImageOptions, convert};
 use cargo_ota::report::{MessageFormat, Reporter};
@@ -73,6 +76,72 @@ fn ours(emu: &Emu, image: &[u8]) -> (f64, f64) {
 /// `local` is this host's address on the device's network.
 fn stop_and_wait(device: SocketAddr, local: IpAddr, image: &[u8]) -> f64 {
     image.len() as f64 / espota::stop_and_wait(device, local, image).as_secs_f64()
+}
+
+/// The link model's figures, measured on the emulator's own clock (from its
+/// connection to its verdict), with delays long enough to dwarf scheduling
+/// noise: a stop-and-wait client sees 1024 / RTT, a streaming one
+/// min(window / RTT, flash rate). Each row: what, measured and model bytes/s.
+fn link_model_rows() -> Vec<(&'static str, f64, f64)> {
+    fn device(link: LinkModel) -> (SocketAddr, std::sync::mpsc::Receiver<EmulatorEvent>) {
+        let mut cfg = EmulatorConfig::new(Flavor::Esp32);
+        cfg.link = link;
+        Emulator::bind(cfg).unwrap().spawn().unwrap()
+    }
+    fn device_rate(events: &std::sync::mpsc::Receiver<EmulatorEvent>) -> f64 {
+        match events.recv_timeout(Duration::from_secs(60)).unwrap() {
+            EmulatorEvent::Session {
+                end: SessionEnd::Updated { size, duration, .. },
+                ..
+            } => f64::from(size) / duration.as_secs_f64(),
+            other => panic!("{other:?}"),
+        }
+    }
+    let link = |rtt_ms, flash_rate| LinkModel {
+        rtt: Duration::from_millis(rtt_ms),
+        window: WINDOW,
+        flash_rate,
+    };
+    let mut rows = Vec::new();
+    let (addr, events) = device(link(50, None));
+    stop_and_wait(
+        addr,
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        &sample_esp32c3(60 * 1024),
+    );
+    rows.push(("stop-and-wait, 50 ms", device_rate(&events), 1024.0 / 0.05));
+    for (what, rtt_ms, flash, size, model) in [
+        (
+            "streaming, window-bound, 50 ms",
+            50,
+            None,
+            400 * 1024,
+            WINDOW as f64 / 0.05,
+        ),
+        (
+            "streaming, flash-bound, 10 ms",
+            10,
+            Some(100_000),
+            300 * 1024,
+            100_000.0,
+        ),
+    ] {
+        let (addr, events) = device(link(rtt_ms, flash));
+        let target = Target {
+            name: "link".into(),
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        };
+        upload(
+            &target,
+            &sample_esp32c3(size),
+            &UploadOptions::default(),
+            &mut |_| {},
+        )
+        .expect("upload");
+        rows.push((what, device_rate(&events), model));
+    }
+    rows
 }
 
 fn kbps(bps: f64) -> String {
@@ -314,6 +383,22 @@ fn main() {
         peak_kib.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
     );
 
+    // The link model the rows above rest on.
+    let link_rows = link_model_rows();
+    println!();
+    for (what, measured, model) in &link_rows {
+        println!(
+            "link model, {what}: {} kB/s, model {} kB/s ({:.1}%)",
+            kbps(*measured),
+            kbps(*model),
+            measured / model * 100.0
+        );
+    }
+    let link_worst = link_rows
+        .iter()
+        .map(|(_, measured, model)| (measured / model - 1.0).abs())
+        .fold(0.0, f64::max);
+
     // Image conversion of a ~3 MB ELF made in code.
     let elf = sample::elf(&SampleFirmware::new(SampleChip::Esp32c3, 2_250_000));
     let elf_path = dir.join("big.elf");
@@ -392,6 +477,11 @@ fn main() {
             peak_kib.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
         ),
         (
+            "link model: stop-and-wait and streaming within 15% of their figures",
+            link_worst <= 0.15,
+            format!("off by at most {:.1}%", link_worst * 100.0),
+        ),
+        (
             "3 MB ELF converted in under 150 ms",
             convert_ms < 150.0,
             format!("{convert_ms:.1} ms"),
@@ -413,6 +503,7 @@ fn main() {
         "peak_memory_kib_16mib": peak_kib,
         "convert_ms_3mb_elf": convert_ms,
         "cli_image_ms_3mb_elf": cli_ms,
+        "link_model": link_rows.iter().map(|(w, m, e)| json!({ "what": w, "measured_bps": m.round(), "model_bps": e.round() })).collect::<Vec<_>>(),
         "checks": checks.iter().map(|(w, ok, f)| json!({ "target": w, "ok": ok, "figure": f })).collect::<Vec<_>>(),
     });
     let _ = std::fs::create_dir_all(target_dir());

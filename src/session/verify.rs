@@ -14,6 +14,22 @@ use super::resolve::route_to;
 /// How long a device takes to go down after its "OK" (ESP8266 waits 1 s before it
 /// closes, ESP32 ~0.1 s): probes before that could be answered by the old firmware.
 const REBOOT_GRACE: Duration = Duration::from_millis(1500);
+/// A hidden knob for tests, whose emulated devices go down at once: the grace in
+/// milliseconds instead of [`REBOOT_GRACE`].
+pub const REBOOT_GRACE_ENV: &str = "CARGO_OTA_REBOOT_GRACE_MS";
+
+/// [`REBOOT_GRACE`], or the milliseconds in [`REBOOT_GRACE_ENV`].
+fn reboot_grace() -> Duration {
+    match std::env::var(REBOOT_GRACE_ENV) {
+        Ok(ms) => match ms.trim().parse() {
+            Ok(ms) => Duration::from_millis(ms),
+            // Not a user option (no flag, no config key): a test that sets it
+            // wrong should stop at once, saying what to fix.
+            Err(_) => panic!("{REBOOT_GRACE_ENV} is `{ms}`: give whole milliseconds, or unset it"),
+        },
+        Err(_) => REBOOT_GRACE,
+    }
+}
 /// Time between probes.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -41,7 +57,7 @@ pub fn wait_back_online(
         md5: md5_hex(b""),
     }
     .encode();
-    thread::sleep(REBOOT_GRACE.min(timeout));
+    thread::sleep(reboot_grace().min(timeout));
     let mut buf = [0u8; 256];
     while start.elapsed() < timeout {
         let _ = udp.send(&probe);

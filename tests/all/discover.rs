@@ -72,6 +72,7 @@ CARGO_OTA_PASSWORD=pw '{BIN}' upload '{app}' --host bench-1.local --port "${{a1#
         .find(|l| l["reason"] == "discover-finished")
         .unwrap();
     assert_eq!(done["count"], 2);
+    crate::snapshots::assert_discovered(&found);
     // bench-1.local is not in any resolver: it was found over mDNS.
     let finished = lines
         .iter()
@@ -94,7 +95,7 @@ fn unresolvable(test: &str, host: &str) -> Option<crate::support::Run> {
         &cargo_ota_testkit::sample::sample_esp32c3(4_000),
     );
     let r = in_namespace(&format!(
-        "'{BIN}' upload '{}' --host {host} --timeout 1\n",
+        "'{BIN}' upload '{}' --host {host} --timeout 0.5\n",
         app.display()
     ));
     r.assert_code(2)

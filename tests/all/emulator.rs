@@ -10,7 +10,7 @@ use std::time::Duration;
 use arduino_ota::auth::auth_datagram;
 use arduino_ota::net::SessionEnd;
 use arduino_ota::{AuthScheme, md5_hex};
-use cargo_ota::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor};
+use cargo_ota::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor, LinkModel};
 
 /// Hang guard for waits on the emulator (not a timing assertion).
 const GUARD: Duration = Duration::from_secs(20);
@@ -66,6 +66,14 @@ fn image() -> Vec<u8> {
     cargo_ota_testkit::sample::sample_esp32c3(8_000)
 }
 
+/// An emulator whose ESP8266 pauses 50 ms around its final "OK", not 1 s (the
+/// pair tests hold the real spacing; here it only costs time).
+fn quick(flavor: Flavor) -> EmulatorConfig {
+    let mut cfg = EmulatorConfig::new(flavor);
+    cfg.ok_spacing = Duration::from_millis(50);
+    cfg
+}
+
 /// Invite a password-less device to take `data` and return its connection.
 fn open_session(cfg: EmulatorConfig, data: &[u8]) -> (TcpStream, Receiver<EmulatorEvent>) {
     let (dev, events) = start(cfg);
@@ -84,7 +92,7 @@ fn esp8266_answers_the_inviters_port_esp32_the_sender() {
         (Flavor::Esp32Md5, AuthScheme::Md5, false),
         (Flavor::Esp32, AuthScheme::Sha256, false),
     ] {
-        let mut cfg = EmulatorConfig::new(flavor);
+        let mut cfg = quick(flavor);
         cfg.password = Some("pw".into());
         let (dev, _events) = start(cfg);
         let data = image();
@@ -115,13 +123,15 @@ fn more_bytes_than_announced() {
         (Flavor::Esp8266, "OK"),
     ] {
         let data = image();
-        let (conn, events) = open_session(EmulatorConfig::new(flavor), &data);
+        let (conn, events) = open_session(quick(flavor), &data);
         let mut extra = data.clone();
         extra.extend_from_slice(&[0u8; 3000]);
         // One write: the extra bytes arrive in the same read as the last real ones.
         let _ = (&conn).write_all(&extra);
         let replies = read_all(&conn);
         assert!(replies.ends_with(verdict), "{flavor:?}: {replies:?}");
+        // Close as a host does: the device waits for that before it is done.
+        drop(conn);
         let ok = events.recv_timeout(GUARD).unwrap().is_ok();
         assert_eq!(ok, flavor == Flavor::Esp8266);
     }
@@ -137,6 +147,8 @@ fn esp32_reacks_on_silence_then_closes_without_text() {
     // Then silence: the count 1000 comes once, then three more times, then close.
     let replies = read_all(&conn);
     assert_eq!(replies, "1000".repeat(4));
+    // Close as a host does: the device waits for that before it is done.
+    drop(conn);
     match events.recv_timeout(GUARD).unwrap() {
         EmulatorEvent::Session {
             end: SessionEnd::Failed {
@@ -202,4 +214,39 @@ fn malformed_datagrams_are_ignored_silently() {
     // answer would arrive before this challenge.
     s.send_to(format!("0 1 2 {md5}\n").as_bytes(), dev).unwrap();
     assert!(recv(&s).starts_with("AUTH "));
+}
+
+/// The link model acknowledges every read, one round trip later: a client that
+/// waits for an answer to each 1024 bytes (espota.py's way) is never left
+/// waiting, and the update completes. (How fast, against the model's figures, is
+/// the throughput benchmark's business: `benches/throughput.rs`.)
+#[test]
+fn the_link_model_answers_a_stop_and_wait_client() {
+    let mut cfg = quick(Flavor::Esp32);
+    cfg.link = LinkModel {
+        rtt: Duration::from_millis(2),
+        window: 5760,
+        flash_rate: Some(400_000),
+    };
+    let data = cargo_ota_testkit::sample::sample_esp32c3(16 * 1024);
+    let (mut conn, events) = open_session(cfg, &data);
+    conn.set_nodelay(true).unwrap();
+    let mut buf = [0u8; 64];
+    let mut replies = String::new();
+    for chunk in data.chunks(1024) {
+        conn.write_all(chunk).unwrap();
+        let n = conn.read(&mut buf).expect("no answer to a chunk");
+        assert!(n > 0, "the device closed after {} bytes", replies.len());
+        replies.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+    }
+    replies.push_str(&read_all(&conn));
+    assert!(replies.ends_with("OK"), "{replies}");
+    drop(conn);
+    match events.recv_timeout(GUARD).unwrap() {
+        EmulatorEvent::Session {
+            end: SessionEnd::Updated { size, .. },
+            ..
+        } => assert_eq!(size as usize, data.len()),
+        e => panic!("{e:?}"),
+    }
 }

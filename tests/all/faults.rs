@@ -11,13 +11,15 @@ struct Case {
 }
 
 /// Start an emulator with `emu_args`, upload an image of `size` bytes with short
-/// timeouts plus `extra`, and return both sides.
+/// timeouts plus `extra`, and return both sides. Half a second for any one step
+/// is ample on loopback, where a reply takes a millisecond; the faults that end
+/// in a timeout end sooner.
 fn case(emu_args: &[&str], size: usize, extra: &[&str]) -> Case {
     let dir = tempfile::tempdir().unwrap();
     let data = image(size);
     let file = write_file(dir.path(), "app.bin", &data);
     let emu = Emu::start(emu_args);
-    let mut args = vec!["--timeout", "1", "--retries", "3"];
+    let mut args = vec!["--timeout", "0.5", "--retries", "3"];
     args.extend_from_slice(extra);
     let run = crate::support::upload_file(&emu, &file, &args, &[("CARGO_OTA_PASSWORD", PW)]);
     assert!(!run.stderr.contains(PW) && !run.stdout.contains(PW));
@@ -106,7 +108,7 @@ fn never_connects_back_names_the_port_to_open() {
 fn esp32_stall_ends_without_text() {
     // The link stops; the ESP32 re-acks, then closes without a text.
     let c = case(
-        &["--fault", "stall-after=30000", "--rx-timeout-ms", "250"],
+        &["--fault", "stall-after=30000", "--rx-timeout-ms", "100"],
         200_000,
         &[],
     );

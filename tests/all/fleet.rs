@@ -42,7 +42,7 @@ fn twelve_devices_two_failures() {
             )
         })
         .collect();
-    let (f, elf) = fleet_fixture(&with_extra, "timeout = 2");
+    let (f, elf) = fleet_fixture(&with_extra, "timeout = 1");
     let cargo = real_cargo();
     let env = [
         ("CARGO", cargo.as_str()),
@@ -174,11 +174,16 @@ fn pinned_host_port_gives_consecutive_ports() {
     r.assert_code(2).assert_stderr("consecutive ports");
 }
 
+/// The emulators go down at once after their "OK": the host's grace before its
+/// first probe (1.5 s, for real devices) is 100 ms here.
+const QUICK_GRACE: (&str, &str) = (cargo_ota::session::verify::REBOOT_GRACE_ENV, "100");
+
 #[test]
 fn verify_waits_for_the_reboot() {
     let dir = tempfile::tempdir().unwrap();
     let elf = sample_elf(dir.path(), "fw.elf", SampleChip::Esp32c3, 30_000);
-    let emu = Emu::start(&["--reboot-ms", "2500", "--password", PW]);
+    // Probes at 0.1 s (the device is rebooting: lost) and 0.6 s (answered).
+    let emu = Emu::start(&["--reboot-ms", "500", "--password", PW]);
     let r = elf_upload(
         dir.path(),
         &emu,
@@ -190,7 +195,7 @@ fn verify_waits_for_the_reboot() {
             "--message-format",
             "json",
         ],
-        &[("CARGO_OTA_PASSWORD", PW)],
+        &[("CARGO_OTA_PASSWORD", PW), QUICK_GRACE],
     );
     r.assert_code(0);
     let finished = r
@@ -201,7 +206,7 @@ fn verify_waits_for_the_reboot() {
     assert_eq!(finished["back_online"], true);
     // It came back only after its reboot, not before.
     assert!(
-        finished["back_online_secs"].as_f64().unwrap() >= 2.5,
+        finished["back_online_secs"].as_f64().unwrap() >= 0.5,
         "{finished}"
     );
     assert_eq!(emu.next_event()["event"], "update-ok");
@@ -219,12 +224,13 @@ fn verify_warns_when_the_device_never_comes_back() {
     let dir = tempfile::tempdir().unwrap();
     let elf = sample_elf(dir.path(), "fw.elf", SampleChip::Esp32c3, 30_000);
     let emu = Emu::start(&["--fault", "never-back"]);
+    // Probes at 0.1 s and 0.6 s, unanswered.
     let r = elf_upload(
         dir.path(),
         &emu,
         &elf,
-        &["--verify", "--verify-timeout", "2.5"],
-        &[],
+        &["--verify", "--verify-timeout", "0.7"],
+        &[QUICK_GRACE],
     );
     r.assert_code(0)
         .assert_stderr("did not answer on its OTA port")

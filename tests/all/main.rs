@@ -1,5 +1,6 @@
 //! The integration tests, in one binary so the large dependency tree is linked
-//! once. `link_model.rs` stays apart: its timings want a quieter process.
+//! once. Figures that need a quiet machine (the link model's rates) are the
+//! throughput benchmark's (`benches/throughput.rs`), not tests.
 
 mod support;
 
@@ -16,5 +17,6 @@ mod pair;
 mod parsers_prop;
 mod reliability;
 mod session;
+mod snapshots;
 mod tap;
 mod upload;

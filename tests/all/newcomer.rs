@@ -10,9 +10,10 @@ use wait_timeout::ChildExt;
 /// ends the upload with 130 at once, and the device never gets the image.
 #[test]
 fn ctrl_c_with_a_closed_stderr_pipe() {
+    // About 5 s of transfer at 50 ms RTT; the first progress line comes at a tenth.
     let emu = Emu::start(&["--link-rtt-ms", "50"]);
     let dir = tempfile::tempdir().unwrap();
-    let file = write_file(dir.path(), "app.bin", &image(2_000_000));
+    let file = write_file(dir.path(), "app.bin", &image(600_000));
     let mut up = JsonUpload::start(&emu, &file);
     up.progress_until(1);
     // The reader of stderr is gone: every write there now fails.
@@ -52,17 +53,35 @@ fn ctrl_c_ends_the_emulator_with_closed_pipes() {
     assert_eq!(status.code(), Some(130));
 }
 
-/// A device that takes data slowly (its flash writes at 20 kB/s) is receiving,
-/// not stalled: `--timeout 2` is the longest the device may stay silent, not the
-/// longest a socket write may block.
+/// A device that takes data slowly (its flash writes at 80 kB/s, so the upload
+/// takes about twice `--timeout`) is receiving, not stalled: `--timeout 1` is the
+/// longest the device may stay silent (here a few tens of milliseconds at a time),
+/// not the longest a socket write may block nor the whole transfer.
 #[test]
 fn a_slow_device_is_not_a_stalled_one() {
-    let emu = Emu::start(&["--flash-rate", "20000", "--link-rtt-ms", "2"]);
+    let emu = Emu::start(&["--flash-rate", "80000", "--link-rtt-ms", "2"]);
     let dir = tempfile::tempdir().unwrap();
     let data = image(150_000);
     let file = write_file(dir.path(), "app.bin", &data);
-    crate::support::upload_file(&emu, &file, &["--timeout", "2"], &[]).assert_code(0);
+    let r = crate::support::upload_file(
+        &emu,
+        &file,
+        &["--timeout", "1", "--message-format", "json"],
+        &[],
+    );
+    r.assert_code(0);
     assert_eq!(emu.next_event()["event"], "update-ok");
+    // The transfer outlasted the timeout: a timeout on the whole would have failed.
+    let finished = r
+        .json()
+        .into_iter()
+        .find(|l| l["reason"] == "upload-finished")
+        .expect("upload-finished");
+    let rate = finished["rate"].as_f64().unwrap();
+    assert!(
+        data.len() as f64 / rate > 1.0,
+        "the transfer took less than --timeout: {finished}"
+    );
 }
 
 /// Progress counts what the device acknowledged: interrupted mid-way, the last
@@ -74,7 +93,7 @@ fn progress_is_what_the_device_took() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "app.bin", &image(1_000_000));
     let mut up = JsonUpload::start(&emu, &file);
-    let last = up.progress_until(300_000);
+    let last = up.progress_until(100_000);
     up.interrupt();
     let ev = emu.next_event();
     assert_eq!(ev["event"], "update-failed", "{ev}");
@@ -343,7 +362,7 @@ fn too_big_for_the_device_leads_with_the_size() {
     let emu = Emu::start(&["--partition-size", "1m"]);
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "app.bin", &image(1_200_000));
-    let r = crate::support::upload_file(&emu, &file, &["--timeout", "1"], &[]);
+    let r = crate::support::upload_file(&emu, &file, &["--timeout", "0.5"], &[]);
     r.assert_code(7);
     let help = r
         .stderr
@@ -377,7 +396,7 @@ fn terminal_shows_the_phases_within_80_columns() {
     }
     let emu = Emu::start(&["--link-rtt-ms", "20", "--flash-rate", "300000"]);
     let dir = tempfile::tempdir().unwrap();
-    let file = write_file(dir.path(), "app.bin", &image(300_000));
+    let file = write_file(dir.path(), "app.bin", &image(150_000));
     let log = dir.path().join("tty.log");
     let cmd = format!(
         "COLUMNS=80 '{BIN}' upload '{}' --host 127.0.0.1 --port {}",

@@ -57,7 +57,7 @@ fn fleet_of_eight_with_half_the_datagrams_lost() {
     let refs: Vec<(&Emu, &str)> = emus.iter().map(|e| (e, "")).collect();
     // Without a password a round needs only the invitation through: half the
     // rounds work, so 31 rounds all failing has odds of one in two billion.
-    let (f, elf) = fleet_fixture(&refs, "retries = 30\ntimeout = 1");
+    let (f, elf) = fleet_fixture(&refs, "retries = 30\ntimeout = 0.5");
     let cargo = real_cargo();
     let r = run_in(
         f.root(),
@@ -94,10 +94,11 @@ fn unreadable_image() {
 
 #[test]
 fn ctrl_c_during_the_transfer() {
-    // A slow link: the transfer takes many seconds, so Ctrl-C lands in the middle.
+    // A slow link: the transfer takes about 5 s, so Ctrl-C, sent at the first
+    // progress line (a tenth of the image), lands in the middle.
     let emu = Emu::start(&["--link-rtt-ms", "50"]);
     let dir = tempfile::tempdir().unwrap();
-    let file = write_file(dir.path(), "app.bin", &image(2_000_000));
+    let file = write_file(dir.path(), "app.bin", &image(600_000));
     let mut up = crate::support::JsonUpload::start(&emu, &file);
     up.progress_until(1);
     assert_eq!(up.interrupt(), Some(130));
@@ -155,46 +156,46 @@ fn listener_binds_the_routing_address_or_host_ip() {
 
 #[test]
 fn the_password_never_appears_in_any_output() {
-    let good = Emu::start(&["--password", PW]);
-    let md5 = Emu::start(&["--flavor", "esp8266", "--password", PW]);
-    let silent = Emu::start(&["--password", PW, "--fault", "no-connect-back"]);
-    let corrupt = Emu::start(&["--password", PW, "--fault", "corrupt"]);
+    // Devices that accept, ask with MD5, never connect back, and fail the MD5.
+    let kinds: [&[&str]; 4] = [
+        &["--password", PW],
+        &["--flavor", "esp8266", "--password", PW],
+        &["--password", PW, "--fault", "no-connect-back"],
+        &["--password", PW, "--fault", "corrupt"],
+    ];
     let data = image(20_000);
     let env = [("CARGO_OTA_PASSWORD", PW)];
-    let flag = ["--password", PW];
-    // Each emulator takes one session at a time: its runs go in turn, the
-    // emulators side by side.
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "app.bin", &data);
     let file = file.as_path();
+    // Each run with its own device, all side by side: the runs that wait for a
+    // connection that never comes wait together.
     let runs: Vec<Run> = std::thread::scope(|scope| {
-        let handles: Vec<_> = [&good, &md5, &silent, &corrupt]
-            .into_iter()
-            .map(|emu| {
-                let port = emu.port();
-                scope.spawn(move || {
-                    let up = |extra: &[&str], env: &[(&str, &str)]| {
-                        crate::support::run(&crate::support::upload_args(file, &port, extra), env)
-                    };
-                    let mut runs = Vec::new();
-                    for format in ["human", "json"] {
-                        let base = ["--message-format", format, "-v", "--timeout", "1"];
-                        runs.push(up(&base, &env));
-                        let mut with_flag = base.to_vec();
-                        with_flag.extend(flag);
-                        runs.push(up(&with_flag, &[]));
-                        runs.push(up(&base, &[("CARGO_OTA_PASSWORD", "wrong-one")]));
-                        let mut md5_on = base.to_vec();
-                        md5_on.extend(["--auth", "md5"]);
-                        runs.push(up(&md5_on, &env));
-                    }
-                    runs
-                })
-            })
-            .collect();
+        let mut handles = Vec::new();
+        for kind in kinds {
+            for format in ["human", "json"] {
+                let base = vec!["--message-format", format, "-v", "--timeout", "1"];
+                let mut with_flag = base.clone();
+                with_flag.extend(["--password", PW]);
+                let mut md5_on = base.clone();
+                md5_on.extend(["--auth", "md5"]);
+                for (extra, env) in [
+                    (base.clone(), &env[..]),
+                    (with_flag, &[][..]),
+                    (base, &[("CARGO_OTA_PASSWORD", "wrong-one")][..]),
+                    (md5_on, &env[..]),
+                ] {
+                    handles.push(scope.spawn(move || {
+                        let emu = Emu::start(kind);
+                        let port = emu.port();
+                        crate::support::run(&crate::support::upload_args(file, &port, &extra), env)
+                    }));
+                }
+            }
+        }
         handles
             .into_iter()
-            .flat_map(|h| h.join().expect("a run panicked"))
+            .map(|h| h.join().expect("a run panicked"))
             .collect()
     });
     let codes: Vec<i32> = runs.iter().map(|r| r.code).collect();
@@ -232,9 +233,9 @@ fn md5_on_a_sha_device_is_refused_unless_forced() {
             "md5",
             "--force-auth",
             "--retries",
-            "1",
+            "0",
             "--timeout",
-            "1",
+            "0.5",
         ],
         &env,
     )

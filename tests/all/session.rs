@@ -119,11 +119,21 @@ fn filesystem_images_are_not_magic_checked() {
 #[test]
 fn stale_connection_in_the_backlog_is_discarded() {
     // A connection from the device's address that closed before being accepted
-    // (a device that gave up) must not be taken for the device.
-    let (addr, events) = start(EmulatorConfig::new(Flavor::Esp32));
+    // (a device that gave up) must not be taken for the device. With a password
+    // the device connects back only after the host answered its challenge, which
+    // comes after this stale connection: it is first in the backlog every time.
+    // (Without one, a fast device could connect before it, and a connection after
+    // the device's is never looked at.)
+    let mut cfg = EmulatorConfig::new(Flavor::Esp32);
+    cfg.password = Some("stale-pw".into());
+    let (addr, events) = start(cfg);
     let image = cargo_ota_testkit::sample::sample_esp32c3(20_000);
+    let o = UploadOptions {
+        password: Some(Password::new("stale-pw")),
+        ..opts()
+    };
     let mut stale_seen = false;
-    upload(&target(addr), &image, &opts(), &mut |e| match e {
+    upload(&target(addr), &image, &o, &mut |e| match e {
         Event::Listening { local, .. } => drop(connect_from("127.0.0.1", local)),
         Event::StaleConnection => stale_seen = true,
         _ => {}
@@ -135,7 +145,11 @@ fn stale_connection_in_the_backlog_is_discarded() {
 
 #[test]
 fn progress_is_monotonic_and_complete() {
-    let (addr, _events) = start(EmulatorConfig::new(Flavor::Esp8266));
+    // The ESP8266 acks each read round with its count; its 1 s pauses around the
+    // final "OK" only cost time here (50 ms).
+    let mut cfg = EmulatorConfig::new(Flavor::Esp8266);
+    cfg.ok_spacing = Duration::from_millis(50);
+    let (addr, _events) = start(cfg);
     let image = cargo_ota_testkit::sample::sample_esp32c3(300_000);
     let mut sent = Vec::new();
     let mut verifying = false;

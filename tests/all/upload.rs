@@ -166,30 +166,6 @@ fn json_lines_only_on_stdout() {
 }
 
 #[test]
-fn failure_json_has_code_kind_and_hint() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_file(dir.path(), "app.bin", &image(10_000));
-    let emu = Emu::start(&["--fault", "no-connect-back"]);
-    let r = upload(
-        &emu,
-        &file,
-        &["--message-format", "json", "--timeout", "1"],
-        None,
-    );
-    r.assert_code(7);
-    let mut lines = r.json();
-    let summary = lines.pop().unwrap();
-    assert_eq!(summary["reason"], "summary");
-    assert_eq!(summary["failed"], 1);
-    assert_eq!(summary["devices"][0]["error"], "no-connect-back");
-    let last = lines.pop().unwrap();
-    assert_eq!(last["reason"], "upload-failed");
-    assert_eq!(last["code"], 7);
-    assert_eq!(last["error"], "no-connect-back");
-    assert!(last["hint"].as_str().unwrap().contains("--host-port"));
-}
-
-#[test]
 fn two_uploads_in_parallel() {
     let dir = tempfile::tempdir().unwrap();
     let a = image(200_000);
@@ -316,33 +292,6 @@ fn invoked_as_cargo_subcommand() {
     let r = run(&["ota", "upload", "--help"], &[]);
     r.assert_code(0);
     assert!(r.stdout.contains("--host-port"));
-}
-
-#[test]
-fn demo_runs_the_whole_job() {
-    let r = run(&["demo", "--size-kib", "64"], &[]);
-    r.assert_code(0)
-        .assert_stderr("Answering demo-device: the challenge with PBKDF2-HMAC-SHA256")
-        .assert_stderr("Finished demo-device")
-        .assert_stderr("byte for byte");
-    let r = run(
-        &[
-            "demo",
-            "--size-kib",
-            "64",
-            "--flavor",
-            "esp8266",
-            "--message-format",
-            "json",
-        ],
-        &[],
-    );
-    r.assert_code(0);
-    let lines = r.json();
-    let last = lines.last().unwrap();
-    assert_eq!(last["reason"], "device-verdict");
-    assert_eq!(last["identical"], true);
-    assert!(lines.iter().any(|l| l["reason"] == "upload-finished"));
 }
 
 #[test]
