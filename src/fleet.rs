@@ -19,6 +19,8 @@ pub const MAX_DEFAULT_JOBS: usize = 16;
 pub struct Verify {
     /// How long to wait for the device to answer again.
     pub timeout: Duration,
+    /// How long the device takes to go down before the first probe.
+    pub reboot_grace: Duration,
 }
 
 /// How one device fared.
@@ -87,6 +89,7 @@ pub fn run(
                                 outcome.device,
                                 &options,
                                 v.timeout,
+                                v.reboot_grace,
                             ))
                         }
                         _ => None,

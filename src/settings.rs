@@ -214,6 +214,7 @@ mod resolve {
     use crate::image::{self, ChipChoice};
     use crate::report::Reporter;
     use crate::session::Password;
+    use crate::session::verify::{REBOOT_GRACE, REBOOT_GRACE_ENV};
 
     /// The project (when there is one) and what its files configure.
     struct Context {
@@ -459,6 +460,7 @@ mod resolve {
         config: &Config,
         session: &SessionArgs,
         devices: &[Planned],
+        env: &Environment,
     ) -> Result<FleetOptions, Error> {
         let jobs = fleet::jobs(session.jobs, devices.len());
         if let Some(port) = devices.first().and_then(|p| p.options.host_port)
@@ -467,11 +469,22 @@ mod resolve {
             return Err(UsageError::HostPortRange { port, jobs }.into());
         }
         let s = &config.settings;
+        let reboot_grace = match env.var(REBOOT_GRACE_ENV) {
+            None => REBOOT_GRACE,
+            Some(ms) => {
+                Duration::from_millis(ms.trim().parse().map_err(|_| UsageError::BadEnv {
+                    var: REBOOT_GRACE_ENV.into(),
+                    value: ms.into(),
+                    expected: "whole milliseconds".into(),
+                })?)
+            }
+        };
         let verify = (session.verify || s.verify == Some(true)).then(|| Verify {
             timeout: session
                 .verify_timeout
                 .or(s.verify_timeout.map(Duration::from_secs_f64))
                 .unwrap_or(DEFAULT_VERIFY_TIMEOUT),
+            reboot_grace,
         });
         Ok(FleetOptions { jobs, verify })
     }
@@ -488,7 +501,7 @@ mod resolve {
             Command::Flash,
             env,
         )?;
-        let fleet = fleet_options(&ctx.config, &args.session, &devices)?;
+        let fleet = fleet_options(&ctx.config, &args.session, &devices, env)?;
         Ok(MainJob {
             firmware: firmware(&ctx, &args.build, &args.image.elf, env),
             image: image_options(&ctx, &args.image, &args.build, env),
@@ -537,7 +550,7 @@ mod resolve {
             command,
             env,
         )?;
-        let fleet = fleet_options(&ctx.config, &args.session, &devices)?;
+        let fleet = fleet_options(&ctx.config, &args.session, &devices, env)?;
         let s = &ctx.config.settings;
         let slot = match (args.partition_size, &s.partition_table) {
             _ if command != Command::Flash => None,

@@ -82,6 +82,17 @@ pub enum UsageError {
         jobs: usize,
     },
 
+    /// An environment variable cargo-ota reads holds a value it cannot use.
+    #[error("the environment variable {var} is `{value}`, which is not {expected}")]
+    BadEnv {
+        /// The variable's name.
+        var: String,
+        /// Its value.
+        value: String,
+        /// What it must hold.
+        expected: String,
+    },
+
     // --- cargo ota emulate ---
     /// `emulate --password-env` names a variable that is not set (or is empty).
     #[error("--password-env names `{var}`, but that environment variable is not set")]
@@ -203,6 +214,7 @@ impl UsageError {
             UsageError::NoDevicesConfigured => "no-devices-configured",
             UsageError::NoDevice => "no-device",
             UsageError::HostPortRange { .. } => "host-port-range",
+            UsageError::BadEnv { .. } => "bad-env",
             UsageError::PasswordEnvUnset { .. } => "password-env-unset",
             UsageError::Md5HashNeedsEsp32 => "md5-hash-needs-esp32",
             UsageError::EmulatorChip { .. } => "unknown-chip",
@@ -254,6 +266,7 @@ impl UsageError {
                     .into()
             }
             UsageError::HostPortRange { .. } => "pick a lower host port, or fewer --jobs".into(),
+            UsageError::BadEnv { var, .. } => format!("fix or unset {var}"),
             UsageError::PasswordEnvUnset { var } => format!(
                 "set {var}, or leave out --password-env for a device without a password"
             ),
@@ -409,6 +422,17 @@ mod tests {
                 "host-port-range",
                 Some("fewer --jobs"),
                 "--host-port 65530 leaves no room for 8 parallel sessions",
+            ),
+            row(
+                UsageError::BadEnv {
+                    var: "CARGO_OTA_REBOOT_GRACE_MS".into(),
+                    value: "soon".into(),
+                    expected: "whole milliseconds".into(),
+                },
+                2,
+                "bad-env",
+                Some("fix or unset CARGO_OTA_REBOOT_GRACE_MS"),
+                "the environment variable CARGO_OTA_REBOOT_GRACE_MS is `soon`, which is not whole milliseconds",
             ),
             row(
                 UsageError::PasswordEnvUnset {

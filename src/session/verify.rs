@@ -2,7 +2,6 @@
 
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use arduino_ota::reply::parse_udp_reply;
@@ -13,23 +12,11 @@ use super::resolve::route_to;
 
 /// How long a device takes to go down after its "OK" (ESP8266 waits 1 s before it
 /// closes, ESP32 ~0.1 s): probes before that could be answered by the old firmware.
-const REBOOT_GRACE: Duration = Duration::from_millis(1500);
+pub const REBOOT_GRACE: Duration = Duration::from_millis(1500);
 /// A hidden knob for tests, whose emulated devices go down at once: the grace in
-/// milliseconds instead of [`REBOOT_GRACE`].
+/// milliseconds instead of [`REBOOT_GRACE`] (read by `settings`).
 pub const REBOOT_GRACE_ENV: &str = "CARGO_OTA_REBOOT_GRACE_MS";
 
-/// [`REBOOT_GRACE`], or the milliseconds in [`REBOOT_GRACE_ENV`].
-fn reboot_grace() -> Duration {
-    match std::env::var(REBOOT_GRACE_ENV) {
-        Ok(ms) => match ms.trim().parse() {
-            Ok(ms) => Duration::from_millis(ms),
-            // Not a user option (no flag, no config key): a test that sets it
-            // wrong should stop at once, saying what to fix.
-            Err(_) => panic!("{REBOOT_GRACE_ENV} is `{ms}`: give whole milliseconds, or unset it"),
-        },
-        Err(_) => REBOOT_GRACE,
-    }
-}
 /// Time between probes.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -37,11 +24,13 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// port again. The probe is a size-0 invitation, which changes nothing on a device:
 /// it answers "AUTH ..." (cancelled at once), "OK" (its updater then refuses size
 /// 0), or "ERR: ... Bad Size Given". Returns the time from the call until the
-/// answer, or `None` if none came within `timeout`.
+/// answer, or `None` if none came within `timeout` (or Ctrl-C came). The first
+/// probe goes out after `grace` ([`REBOOT_GRACE`]).
 pub fn wait_back_online(
     device: SocketAddr,
     opts: &UploadOptions,
     timeout: Duration,
+    grace: Duration,
 ) -> Option<Duration> {
     let start = Instant::now();
     let local_ip = opts
@@ -57,9 +46,11 @@ pub fn wait_back_online(
         md5: md5_hex(b""),
     }
     .encode();
-    thread::sleep(reboot_grace().min(timeout));
+    if crate::interrupt::wait(grace.min(timeout)) {
+        return None;
+    }
     let mut buf = [0u8; 256];
-    while start.elapsed() < timeout {
+    while start.elapsed() < timeout && !crate::interrupt::requested() {
         let _ = udp.send(&probe);
         let wait = PROBE_INTERVAL.min(timeout.saturating_sub(start.elapsed()));
         let _ = udp.set_read_timeout(Some(wait.max(Duration::from_millis(1))));

@@ -74,3 +74,25 @@ fn a_missing_input_stays_a_usage_error() {
     .assert_stderr("cannot read")
     .assert_stderr("help: check the path");
 }
+
+/// The hidden reboot-grace knob is read by `settings` like every variable: a bad
+/// value is a usage error naming the variable, not a panic.
+#[test]
+fn a_bad_reboot_grace_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = crate::support::write_file(dir.path(), "app.bin", &crate::support::image(4_000));
+    run_in(
+        dir.path(),
+        &[
+            "upload",
+            file.to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "--verify",
+        ],
+        &[(cargo_ota::session::verify::REBOOT_GRACE_ENV, "soon")],
+    )
+    .assert_code(2)
+    .assert_stderr("CARGO_OTA_REBOOT_GRACE_MS is `soon`")
+    .assert_stderr("help: fix or unset CARGO_OTA_REBOOT_GRACE_MS");
+}
