@@ -590,10 +590,11 @@ impl Session {
     /// Decide from the reply stream; `closed` when the connection ended (with an
     /// error text when it was reset).
     fn conclude(&mut self, now: Instant, closed: Option<Option<String>>) {
-        let lost = |sent, detail| UploadError::ConnectionLost {
-            device: self.device,
+        let (device, total) = (self.device, self.total);
+        let lost = move |sent, detail| UploadError::ConnectionLost {
+            device,
             sent,
-            total: self.total,
+            total,
             detail,
         };
         const WHY: &str =
@@ -627,6 +628,11 @@ impl Session {
             },
             (None, None) => return,
         };
+        if matches!(verdict, Verdict::Ok) && self.written == self.total {
+            // The device verified every byte: it has them all, even if its last
+            // acknowledgement came with the OK, before the driver looked.
+            self.handle_acked(now, self.total);
+        }
         let result = match verdict {
             Verdict::Ok if self.written == self.total => Ok(Outcome {
                 device: self.device,

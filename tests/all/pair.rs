@@ -943,3 +943,29 @@ fn progress_counts_what_the_device_acknowledged() {
         "the verdict wait starts after the last byte"
     );
 }
+
+/// The device's OK can come with its last acknowledgement, before the driver
+/// has looked at the socket again: its verdict still completes the progress, so
+/// the last progress line (and JSON's `upload-progress`) is the whole image.
+#[test]
+fn the_ok_completes_the_progress() {
+    let t0 = Instant::now();
+    let mut s = bare_session(t0);
+    assert!(s.handle_connection(t0, "192.0.2.2:50001".parse().unwrap(), false));
+    while let Some(range) = s.next_write() {
+        s.handle_written(range.len());
+    }
+    s.handle_acked(t0, 1_000);
+    s.handle_replies(t0 + Duration::from_millis(5), b"OK");
+    let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+    let last = events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::Progress { sent, total } => Some((*sent, *total)),
+            _ => None,
+        })
+        .expect("progress");
+    assert_eq!(last.0, last.1, "{events:?}");
+    assert!(matches!(s.take_result(), Some(Ok(_))));
+}
