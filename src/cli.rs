@@ -429,13 +429,43 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Cli {
     match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
-            if let Some(text) = env_culprit(&e, &args) {
+            let culprit = env_culprit(&e, &args);
+            if e.use_stderr() && wants_json(&args) {
+                // CI reading JSON gets its `error` line for a bad command line too.
+                let message = culprit.as_deref().map_or_else(
+                    || e.to_string().lines().next().unwrap_or_default().to_string(),
+                    |t| t.lines().next().unwrap_or_default().to_string(),
+                );
+                let err = crate::error::Error::from(crate::error::UsageError::Arguments {
+                    detail: message.trim_start_matches("error: ").to_string(),
+                });
+                let line = crate::report::Message::Error {
+                    code: err.exit_code(),
+                    kind: err.kind().to_string(),
+                    message: err.to_string(),
+                    hint: err.hint(),
+                };
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", serde_json::to_string(&line).unwrap_or_default());
+                let _ = out.flush();
+            }
+            if let Some(text) = culprit {
                 let _ = writeln!(std::io::stderr(), "{text}");
                 std::process::exit(crate::error::exit::USAGE);
             }
             e.exit()
         }
     }
+}
+
+/// `--message-format json` (or `=json`) among the arguments, as given.
+fn wants_json(args: &[std::ffi::OsString]) -> bool {
+    args.iter()
+        .zip(args.iter().skip(1).map(Some).chain([None]))
+        .any(|(a, next)| {
+            a == "--message-format=json"
+                || (a == "--message-format" && next.is_some_and(|n| n == "json"))
+        })
 }
 
 fn env_culprit(e: &clap::Error, args: &[std::ffi::OsString]) -> Option<String> {

@@ -82,6 +82,13 @@ pub enum UsageError {
         jobs: usize,
     },
 
+    /// The command line does not parse (clap's words, first line).
+    #[error("{detail}")]
+    Arguments {
+        /// What clap says is wrong.
+        detail: String,
+    },
+
     /// An environment variable cargo-ota reads holds a value it cannot use.
     #[error("the environment variable {var} is `{value}`, which is not {expected}")]
     BadEnv {
@@ -214,6 +221,7 @@ impl UsageError {
             UsageError::NoDevicesConfigured => "no-devices-configured",
             UsageError::NoDevice => "no-device",
             UsageError::HostPortRange { .. } => "host-port-range",
+            UsageError::Arguments { .. } => "arguments",
             UsageError::BadEnv { .. } => "bad-env",
             UsageError::PasswordEnvUnset { .. } => "password-env-unset",
             UsageError::Md5HashNeedsEsp32 => "md5-hash-needs-esp32",
@@ -266,6 +274,7 @@ impl UsageError {
                     .into()
             }
             UsageError::HostPortRange { .. } => "pick a lower host port, or fewer --jobs".into(),
+            UsageError::Arguments { .. } => "see `cargo ota --help`".into(),
             UsageError::BadEnv { var, .. } => format!("fix or unset {var}"),
             UsageError::PasswordEnvUnset { var } => format!(
                 "set {var}, or leave out --password-env for a device without a password"
@@ -422,6 +431,15 @@ mod tests {
                 "host-port-range",
                 Some("fewer --jobs"),
                 "--host-port 65530 leaves no room for 8 parallel sessions",
+            ),
+            row(
+                UsageError::Arguments {
+                    detail: "unexpected argument '--prot' found".into(),
+                },
+                2,
+                "arguments",
+                Some("--help"),
+                "unexpected argument '--prot' found",
             ),
             row(
                 UsageError::BadEnv {

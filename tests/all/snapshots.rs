@@ -689,7 +689,7 @@ fn usage_errors() {
     let r = run_in(f.root(), &json_args(&args), &env);
     r.assert_code(2);
     assert_json("unknown_device_json", &dirs, &r);
-    // A bad option value: clap's message, and no JSON line.
+    // A bad option value: clap's message on stderr, and an `error` line (kind `arguments`).
     let r = run_in(
         f.root(),
         &json_args(&["upload", "app.bin", "--host", "127.0.0.1", "--port", "0"]),
