@@ -15,12 +15,33 @@
 //! All of it is sans-IO: bytes and the current time go in, bytes to send and the
 //! next deadline come out. Drivers put it on sockets: `std` (blocking
 //! `std::net`), `embassy-net` (async, the TCP/IP stack of esp-hal firmware). The
-//! `esp-hal` feature adds [`esp::OtaSink`], which writes the next OTA slot through
+//! `esp-hal` feature adds `esp::OtaSink`, which writes the next OTA slot through
 //! esp-bootloader-esp-idf and esp-storage and selects it only once the image is
 //! complete and verified.
 //!
 //! Linking the responder puts the marker `cargo-ota:ota-responder` into the
 //! firmware image, so `cargo ota` knows the new firmware can be updated again.
+//!
+//! ## The protocol
+//!
+//! 1. The host listens on a TCP port, then sends one UDP datagram to the device's
+//!    OTA port (3232 on ESP32, 8266 on ESP8266): the [`Invitation`]
+//!    `"<command> <host TCP port> <size> <md5 hex>\n"`, command 0 for an app
+//!    image, 100 for a filesystem image.
+//! 2. The device answers `OK` (no password), or `AUTH <nonce>` ([`UdpReply`]).
+//!    The nonce's length names the scheme ([`AuthScheme`]): 32 hex characters
+//!    for the MD5 digest (ESP8266, arduino-esp32 <= 3.3.0), 64 for
+//!    PBKDF2-HMAC-SHA256 (arduino-esp32 >= 3.3.1). The host answers
+//!    `"200 <cnonce> <response>\n"`: MD5 of `stored:nonce:cnonce`, or SHA-256 of
+//!    `hex(PBKDF2-HMAC-SHA256(stored, "nonce:cnonce", 10000 rounds)):nonce:cnonce`,
+//!    where `stored` is the hex hash of the password the device keeps (MD5, or
+//!    SHA-256 on the new scheme). The device says `OK`, or `Authentication
+//!    Failed`. An ESP8266 whose updater cannot start says `ERR: ERROR[n]: text`.
+//! 3. The device connects back to the host's TCP port and reads the image. It
+//!    acknowledges each read with its byte count in decimal (the ESP32 re-sends
+//!    the last count on silence, then gives up), and when all bytes are in and
+//!    verified answers `OK`, else an error text ([`UpdateError`]); then it
+//!    reboots into the new image. [`ReplyStream`] reads that stream on the host.
 #![no_std]
 #![warn(missing_docs)]
 

@@ -218,7 +218,7 @@ impl<A: Copy> Responder<A> {
     }
 
     /// The UDP reply of a device with `ok_after_begin` once the updater tried to
-    /// start: "OK", or ESP8266's "ERR: ERROR[n]: text".
+    /// start: "OK", or ESP8266's `ERR: ERROR[n]: text`.
     pub fn begin_reply(result: &Result<(), UpdateError>) -> Vec<u8> {
         match result {
             Ok(()) => b"OK".to_vec(),
