@@ -576,3 +576,59 @@ mod resolve {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Environment {
+        Environment::with_vars(vars.iter().copied(), None)
+    }
+
+    #[test]
+    fn colour_follows_cargo() {
+        // Not a terminal: no colour unless asked for.
+        assert!(!env(&[]).colour());
+        assert!(env(&[("CARGO_TERM_COLOR", "always")]).colour());
+        assert!(!env(&[("CARGO_TERM_COLOR", "never"), ("NO_COLOR", "")]).colour());
+        let mut tty = env(&[]);
+        tty.stderr_is_terminal = true;
+        assert!(tty.colour());
+        tty.vars.insert("NO_COLOR".into(), "1".into());
+        assert!(!tty.colour());
+        // An empty NO_COLOR does not count (no-color.org).
+        tty.vars.insert("NO_COLOR".into(), "".into());
+        assert!(tty.colour());
+    }
+
+    #[test]
+    fn toolchain_from_the_environment() {
+        let t = env(&[]).toolchain();
+        assert_eq!(t.cargo, "cargo");
+        assert_eq!(t.cargo_home, None);
+        assert_eq!(t.env_target, None);
+        let t = env(&[
+            ("CARGO", "/opt/cargo"),
+            ("HOME", "/home/u"),
+            ("CARGO_BUILD_TARGET", "riscv32imc-unknown-none-elf"),
+        ])
+        .toolchain();
+        assert_eq!(t.cargo, "/opt/cargo");
+        assert_eq!(t.cargo_home, Some(PathBuf::from("/home/u/.cargo")));
+        assert_eq!(t.env_target.as_deref(), Some("riscv32imc-unknown-none-elf"));
+        let t = env(&[
+            ("CARGO_HOME", "/c"),
+            ("HOME", "/home/u"),
+            ("CARGO_BUILD_TARGET", ""),
+        ])
+        .toolchain();
+        assert_eq!(t.cargo_home, Some(PathBuf::from("/c")));
+        assert_eq!(t.env_target, None, "an empty variable is unset");
+    }
+
+    #[test]
+    fn no_working_directory_is_an_io_error() {
+        let e = env(&[]).cwd().unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::IO);
+    }
+}
