@@ -221,6 +221,7 @@ mod resolve {
         cwd: PathBuf,
         project: Option<Project>,
         config: Config,
+        toolchain: Toolchain,
     }
 
     /// Is there a Cargo.toml here or above?
@@ -272,51 +273,51 @@ mod resolve {
         rep: &Reporter,
     ) -> Result<Context, Error> {
         let cwd = env.cwd()?;
+        let toolchain = env.toolchain();
         if !require && build.manifest_path.is_none() && !inside_a_package(&cwd) {
             return Ok(Context {
                 cwd,
                 project: None,
                 config: Config::default(),
+                toolchain,
             });
         }
-        let project = crate::firmware::load_project(build, &cwd, &env.toolchain())?;
+        let project = crate::firmware::load_project(build, &cwd, &toolchain)?;
         let config = load_config(&project, rep)?;
         Ok(Context {
             cwd,
             project: Some(project),
             config,
+            toolchain,
         })
     }
 
-    /// The build, or the `--elf` given.
-    fn firmware(
+    /// The firmware (the build, or the `--elf` given) and the image settings,
+    /// with the target triple the build is for settled once for both.
+    fn firmware_and_image(
         ctx: &Context,
         build: &BuildOptions,
-        elf: &Option<PathBuf>,
-        env: &Environment,
-    ) -> Firmware {
-        if let Some(elf) = elf {
-            return Firmware::Elf(elf.clone());
-        }
-        let toolchain = env.toolchain();
-        Firmware::Build(Box::new(BuildJob {
-            project: ctx.project.clone().expect("a project when building"),
-            options: build.clone(),
-            target: crate::firmware::build_target(build, &ctx.cwd, &toolchain),
-            profile: build.profile_name(),
-            toolchain,
-            cwd: ctx.cwd.clone(),
-        }))
+        args: &ImageArgs,
+    ) -> (Firmware, ImageOptions) {
+        let target = crate::firmware::build_target(build, &ctx.cwd, &ctx.toolchain);
+        let image = image_options(ctx, args, target.clone());
+        let firmware = match &args.elf {
+            Some(elf) => Firmware::Elf(elf.clone()),
+            None => Firmware::Build(Box::new(BuildJob {
+                project: ctx.project.clone().expect("a project when building"),
+                options: build.clone(),
+                target,
+                profile: build.profile_name(),
+                toolchain: ctx.toolchain.clone(),
+                cwd: ctx.cwd.clone(),
+            })),
+        };
+        (firmware, image)
     }
 
     /// The image settings: flags over the config files; the target triple the
     /// build is for.
-    fn image_options(
-        ctx: &Context,
-        args: &ImageArgs,
-        build: &BuildOptions,
-        env: &Environment,
-    ) -> ImageOptions {
+    fn image_options(ctx: &Context, args: &ImageArgs, target: Option<String>) -> ImageOptions {
         let s = &ctx.config.settings;
         let manifest = ctx
             .project
@@ -336,7 +337,7 @@ mod resolve {
         };
         ImageOptions {
             chip,
-            target_triple: crate::firmware::build_target(build, &ctx.cwd, &env.toolchain()),
+            target_triple: target,
             flash_mode: args.flash_mode.or(s.flash_mode),
             flash_size: args.flash_size.or(s.flash_size),
             flash_freq: args.flash_freq.or(s.flash_freq),
@@ -502,9 +503,10 @@ mod resolve {
             env,
         )?;
         let fleet = fleet_options(&ctx.config, &args.session, &devices, env)?;
+        let (firmware, image) = firmware_and_image(&ctx, &args.build, &args.image);
         Ok(MainJob {
-            firmware: firmware(&ctx, &args.build, &args.image.elf, env),
-            image: image_options(&ctx, &args.image, &args.build, env),
+            firmware,
+            image,
             allow_no_ota: args.image.allow_no_ota || ctx.config.settings.ota_guard == Some(false),
             devices,
             fleet,
@@ -518,9 +520,10 @@ mod resolve {
         rep: &Reporter,
     ) -> Result<ImageJob, Error> {
         let ctx = context(&args.build, args.image.elf.is_none(), env, rep)?;
+        let (firmware, image) = firmware_and_image(&ctx, &args.build, &args.image);
         Ok(ImageJob {
-            firmware: firmware(&ctx, &args.build, &args.image.elf, env),
-            image: image_options(&ctx, &args.image, &args.build, env),
+            firmware,
+            image,
             output: args.output.clone(),
         })
     }
