@@ -439,15 +439,7 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Cli {
                 let err = crate::error::Error::from(crate::error::UsageError::Arguments {
                     detail: message.trim_start_matches("error: ").to_string(),
                 });
-                let line = crate::report::Message::Error {
-                    code: err.exit_code(),
-                    kind: err.kind().to_string(),
-                    message: err.to_string(),
-                    hint: err.hint(),
-                };
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{}", serde_json::to_string(&line).unwrap_or_default());
-                let _ = out.flush();
+                crate::report::Message::error(&err).write_line();
             }
             if let Some(text) = culprit {
                 let _ = writeln!(std::io::stderr(), "{text}");

@@ -46,15 +46,7 @@ pub fn install_interrupt_handler() {
             .spawn(move || {
                 let e = Error::Interrupted;
                 if json {
-                    let line = Message::Error {
-                        code: e.exit_code(),
-                        kind: e.kind().to_string(),
-                        message: e.to_string(),
-                        hint: e.hint(),
-                    };
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{}", serde_json::to_string(&line).unwrap_or_default());
-                    let _ = out.flush();
+                    Message::error(&e).write_line();
                 }
                 let _ = writeln!(
                     std::io::stderr(),
@@ -106,12 +98,7 @@ pub fn run(cli: Cli, env: &Environment) -> i32 {
         Err(e) => {
             // Upload failures already have their upload-failed and summary lines.
             if !matches!(e, Error::Upload(_) | Error::SomeFailed { .. }) {
-                rep.message(Message::Error {
-                    code: e.exit_code(),
-                    kind: e.kind().to_string(),
-                    message: e.to_string(),
-                    hint: e.hint(),
-                });
+                rep.message(Message::error(&e));
             }
             rep.error(&e);
             e.exit_code()

@@ -152,10 +152,7 @@ impl Display {
 
     fn json(&self, message: &Message) {
         if self.is_json() {
-            let line = serde_json::to_string(message).expect("messages serialize");
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
+            message.write_line();
         }
     }
 

@@ -191,6 +191,28 @@ pub struct DeviceSummary {
     pub message: String,
 }
 
+impl Message {
+    /// The `error` line of a failure.
+    pub fn error(e: &crate::error::Error) -> Self {
+        Message::Error {
+            code: e.exit_code(),
+            kind: e.kind().to_string(),
+            message: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+
+    /// Write this as one JSON line on stdout, flushed (write errors are
+    /// ignored: a reader that went away must not stop the run).
+    pub fn write_line(&self) {
+        use std::io::Write;
+        let line = serde_json::to_string(self).expect("messages serialize");
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
 /// Seconds to the millisecond, as every `secs` field has them.
 pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
