@@ -84,7 +84,13 @@ impl Display {
     pub(super) fn run(mut self, rx: Receiver<Note>) {
         for note in rx {
             match note {
-                Note::Status { verb, text } => self.status(verb, text),
+                Note::Status { verb, text, detail } => {
+                    if detail {
+                        self.detail(verb, text)
+                    } else {
+                        self.status(verb, text)
+                    }
+                }
                 Note::Warn(text) => self.warn(&text),
                 Note::Raw(text) => self.eprint(text),
                 Note::Error { message, hint } => self.error(&message, hint.as_deref()),

@@ -38,6 +38,8 @@ enum Note {
     Status {
         verb: &'static str,
         text: String,
+        /// Shown only with `-v`.
+        detail: bool,
     },
     Warn(String),
     /// Written to stderr as it is (cargo's rendered diagnostics).
@@ -84,9 +86,6 @@ enum DeviceNote {
 /// The handle every stage reports through (shared by the fleet's threads).
 pub struct Reporter {
     tx: Sender<Note>,
-    format: MessageFormat,
-    quiet: bool,
-    verbose: bool,
     next_device: AtomicUsize,
 }
 
@@ -102,16 +101,8 @@ impl Reporter {
             .expect("spawn the reporter thread");
         Reporter {
             tx,
-            format,
-            quiet,
-            verbose,
             next_device: AtomicUsize::new(0),
         }
-    }
-
-    /// `--message-format json`.
-    pub fn is_json(&self) -> bool {
-        self.format == MessageFormat::Json
     }
 
     fn send(&self, note: Note) {
@@ -121,26 +112,25 @@ impl Reporter {
 
     /// A cargo-style status line: `   Uploading foo.bin to ...` (human output).
     pub fn status(&self, verb: &'static str, message: impl Display) {
-        if !self.quiet && !self.is_json() {
-            self.send(Note::Status {
-                verb,
-                text: message.to_string(),
-            });
-        }
+        self.send(Note::Status {
+            verb,
+            text: message.to_string(),
+            detail: false,
+        });
     }
 
     /// A status line shown only with `-v`.
     pub fn detail(&self, verb: &'static str, message: impl Display) {
-        if self.verbose {
-            self.status(verb, message);
-        }
+        self.send(Note::Status {
+            verb,
+            text: message.to_string(),
+            detail: true,
+        });
     }
 
     /// Warnings go to stderr in every format, unless `-q`.
     pub fn warn(&self, message: impl Display) {
-        if !self.quiet {
-            self.send(Note::Warn(message.to_string()));
-        }
+        self.send(Note::Warn(message.to_string()));
     }
 
     /// A compiler diagnostic as cargo rendered it: on stderr in every format, as
@@ -173,9 +163,6 @@ impl Reporter {
 
     /// An aligned table on stderr (human output only).
     pub fn table<const N: usize>(&self, header: &[&str; N], rows: &[[String; N]]) {
-        if self.quiet || self.is_json() {
-            return;
-        }
         self.send(Note::Table {
             header: header.iter().map(|h| h.to_string()).collect(),
             rows: rows.iter().map(|r| r.to_vec()).collect(),
