@@ -432,12 +432,10 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Cli {
             let culprit = env_culprit(&e, &args);
             if e.use_stderr() && wants_json(&args) {
                 // CI reading JSON gets its `error` line for a bad command line too.
-                let message = culprit.as_deref().map_or_else(
-                    || e.to_string().lines().next().unwrap_or_default().to_string(),
-                    |t| t.lines().next().unwrap_or_default().to_string(),
-                );
+                let text = culprit.clone().unwrap_or_else(|| e.to_string());
+                let first = text.lines().next().unwrap_or_default();
                 let err = crate::error::Error::from(crate::error::UsageError::Arguments {
-                    detail: message.trim_start_matches("error: ").to_string(),
+                    detail: first.trim_start_matches("error: ").to_string(),
                 });
                 crate::report::Message::error(&err).write_line();
             }
@@ -452,12 +450,10 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Cli {
 
 /// `--message-format json` (or `=json`) among the arguments, as given.
 fn wants_json(args: &[std::ffi::OsString]) -> bool {
-    args.iter()
-        .zip(args.iter().skip(1).map(Some).chain([None]))
-        .any(|(a, next)| {
-            a == "--message-format=json"
-                || (a == "--message-format" && next.is_some_and(|n| n == "json"))
-        })
+    args.iter().any(|a| a == "--message-format=json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--message-format" && w[1] == "json")
 }
 
 fn env_culprit(e: &clap::Error, args: &[std::ffi::OsString]) -> Option<String> {
