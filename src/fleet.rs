@@ -9,10 +9,28 @@ use std::time::{Duration, Instant};
 use crate::error::UploadError;
 use crate::report::Reporter;
 use crate::session::Outcome;
-use crate::settings::{FleetOptions, Planned};
+use crate::session::{Target, UploadOptions};
 
 /// Most sessions at once when `--jobs` is not given.
 pub const MAX_DEFAULT_JOBS: usize = 16;
+
+/// One device to update.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    /// The device: its name, host and port.
+    pub target: Target,
+    /// How its session runs: password, auth, host address, timeouts.
+    pub options: UploadOptions,
+}
+
+/// How the fleet runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FleetOptions {
+    /// Sessions at once (`--jobs`, at most the number of devices).
+    pub jobs: usize,
+    /// `--verify`: wait for each device to come back.
+    pub verify: Option<Verify>,
+}
 
 /// After a successful update: wait for the device to come back.
 #[derive(Clone, Copy, Debug)]

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::error::{Error, IoError};
 use crate::firmware::{BuildOptions, Project, Toolchain};
-use crate::fleet::Verify;
+use crate::fleet::{FleetOptions, Planned, Verify};
 use crate::image::ImageOptions;
 use crate::session::{Target, UploadOptions};
 use arduino_ota::Command;
@@ -109,24 +109,6 @@ impl Environment {
             env_target: self.var("CARGO_BUILD_TARGET").map(str::to_string),
         }
     }
-}
-
-/// One device to update.
-#[derive(Clone, Debug)]
-pub struct Planned {
-    /// The device: its name, host and port.
-    pub target: Target,
-    /// How its session runs: password, auth, host address, timeouts.
-    pub options: UploadOptions,
-}
-
-/// How the fleet runs.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FleetOptions {
-    /// Sessions at once (`--jobs`, at most the number of devices).
-    pub jobs: usize,
-    /// `--verify`: wait for each device to come back.
-    pub verify: Option<Verify>,
 }
 
 /// Where the firmware comes from.
