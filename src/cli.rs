@@ -100,6 +100,10 @@ pub struct ImageArgs {
     /// App partition to check the image against [default: the smallest ota_N slot].
     #[arg(long, value_name = "LABEL")]
     pub target_app_partition: Option<String>,
+    /// The device's OTA slot size (e.g. 0x180000, 1536k, 1.5m): a larger image is
+    /// refused before any traffic [default: the size of that partition].
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub partition_size: Option<u32>,
     /// Minimum chip revision (major * 100 + minor).
     #[arg(long, value_name = "REV")]
     pub min_chip_rev: Option<u16>,

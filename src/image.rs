@@ -151,6 +151,8 @@ pub struct ImageOptions {
     pub partition_table: Option<PathBuf>,
     /// The app partition to check against; `None`: the smallest OTA slot.
     pub target_app_partition: Option<String>,
+    /// `--partition-size`: the slot size to check against, over the table's.
+    pub partition_size: Option<u32>,
     /// The minimum chip revision in the image header (major * 100 + minor).
     pub min_chip_rev: u16,
     /// Require an ESP-IDF app descriptor (off with `--ignore-app-descriptor`).
@@ -194,6 +196,9 @@ pub struct AppImage {
     pub app: Option<AppInfo>,
     /// `None` when no partition table is known.
     pub slot: Option<SlotCheck>,
+    /// The size the image was checked against: `--partition-size`, else the
+    /// slot's; `None`: not checked.
+    pub limit: Option<u32>,
 }
 
 /// Decide the chip from the options, the ELF's metadata and the target triple.
@@ -360,16 +365,24 @@ pub fn convert(
         chip,
         chip.default_xtal_frequency(),
     );
+    // `--partition-size` overrides the table's size: espflash then checks
+    // nothing (the table shapes only the merged flash image, not the app image).
+    let table_for_espflash = match opts.partition_size {
+        Some(_) => None,
+        None => opts.partition_table.as_deref(),
+    };
     let format = IdfBootloaderFormat::new(
         elf,
         &flash_data,
-        opts.partition_table.as_deref(),
+        table_for_espflash,
         None,
         None,
-        slot.as_ref().map(|s| s.partition.as_str()),
+        slot.as_ref()
+            .filter(|_| opts.partition_size.is_none())
+            .map(|s| s.partition.as_str()),
     )
     .map_err(|e| match e {
-        espflash::Error::ElfTooBig(app, part) => too_big(app, part, slot.as_ref()),
+        espflash::Error::ElfTooBig(app, part) => too_big(app, part, slot.as_ref(), false),
         other => ImageError::Convert {
             path: path.to_path_buf(),
             detail: other.to_string(),
@@ -380,10 +393,14 @@ pub fn convert(
         .next()
         .map(|s| s.data().to_vec())
         .ok_or(ImageError::NoAppSegment)?;
-    if let Some(s) = &slot
-        && data.len() as u64 > u64::from(s.partition_size)
+    let limit = opts
+        .partition_size
+        .or(slot.as_ref().map(|s| s.partition_size));
+    if let Some(limit) = limit
+        && data.len() as u64 > u64::from(limit)
     {
-        return Err(too_big(data.len() as u32, s.partition_size, Some(s)).into());
+        let given = opts.partition_size.is_some();
+        return Err(too_big(data.len() as u32, limit, slot.as_ref(), given).into());
     }
     Ok(AppImage {
         md5: md5_hex(&data),
@@ -391,14 +408,16 @@ pub fn convert(
         data,
         chip,
         slot,
+        limit,
     })
 }
 
-fn too_big(app: u32, part: u32, slot: Option<&SlotCheck>) -> ImageError {
+fn too_big(app: u32, part: u32, slot: Option<&SlotCheck>, given: bool) -> ImageError {
     ImageError::TooBig {
         app,
         part,
         slot: slot.map(|s| s.partition.clone()),
+        given,
     }
 }
 

@@ -328,6 +328,7 @@ mod resolve {
                 .target_app_partition
                 .clone()
                 .or(s.target_app_partition.clone()),
+            partition_size: args.partition_size,
             min_chip_rev: args.min_chip_rev.or(s.min_chip_rev).unwrap_or(0),
             check_app_descriptor: !args.ignore_app_descriptor,
         }

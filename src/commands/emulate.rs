@@ -24,7 +24,7 @@ pub fn emulate_command(args: &EmulateArgs, env: &Environment) -> Result<(), Erro
         ),
         (None, None) => None,
     };
-    if args.md5_password_hash && flavor != Flavor::Esp32 {
+    if args.md5_password_hash && !matches!(flavor, Flavor::Esp32 | Flavor::ArduinoOta) {
         return Err(UsageError::Md5HashNeedsEsp32.into());
     }
     cfg.md5_password_hash = args.md5_password_hash;

@@ -90,7 +90,7 @@ fn report_image(rep: &Reporter, elf: &Path, image: &AppImage, written: Option<&P
         md5: image.md5.clone(),
         app: image.app.clone(),
         partition: image.slot.as_ref().map(|s| s.partition.clone()),
-        partition_size: image.slot.as_ref().map(|s| s.partition_size),
+        partition_size: image.limit,
         ota_slots: image.slot.as_ref().map(|s| s.ota_slots),
     });
 }

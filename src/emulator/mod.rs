@@ -33,6 +33,10 @@ pub enum Flavor {
     Esp32Md5,
     /// esp8266/Arduino: MD5 digest, late "OK"/"ERR:", replies to the inviter.
     Esp8266,
+    /// This project's `arduino-ota` responder as esp-rs firmware runs it: the
+    /// esp32 flavor, but an updater that cannot start says why (`ERR: Bad Size
+    /// Given`) instead of "OK" and silence.
+    ArduinoOta,
 }
 
 impl Flavor {
@@ -44,7 +48,7 @@ impl Flavor {
     /// The device crate's profile of this core.
     pub fn profile(self) -> Profile {
         match self {
-            Flavor::Esp32 => Profile::ESP32,
+            Flavor::Esp32 | Flavor::ArduinoOta => Profile::ESP32,
             Flavor::Esp32Md5 => Profile::ESP32_MD5,
             Flavor::Esp8266 => Profile::ESP8266,
         }
@@ -71,6 +75,7 @@ impl Flavor {
             Flavor::Esp32 => "esp32",
             Flavor::Esp32Md5 => "esp32-md5",
             Flavor::Esp8266 => "esp8266",
+            Flavor::ArduinoOta => "arduino-ota",
         }
     }
 }
@@ -145,7 +150,10 @@ impl EmulatorConfig {
         if self.faults.glue_ok {
             profile.ok_spacing = Duration::ZERO;
         }
-        let config = ResponderConfig::new(profile);
+        let mut config = ResponderConfig::new(profile);
+        if matches!(self.flavor, Flavor::Esp32 | Flavor::Esp32Md5) {
+            config = config.with_silent_begin_failure();
+        }
         match &self.password {
             Some(pw) if self.md5_password_hash => {
                 config.with_password_hash(&arduino_ota::md5_hex(pw.as_bytes()))

@@ -145,7 +145,12 @@ pub enum ImageError {
     /// partition table named it).
     #[error(
         "the app image is {app} bytes but {} holds {part} bytes ({} bytes too many)",
-        slot.as_ref().map_or("the app partition".to_string(), |s| format!("OTA slot `{s}`")),
+        match (slot, given) {
+            (Some(s), false) => format!("OTA slot `{s}`"),
+            (Some(s), true) => format!("OTA slot `{s}` (--partition-size)"),
+            (None, true) => "the OTA slot (--partition-size)".to_string(),
+            (None, false) => "the app partition".to_string(),
+        },
         app.saturating_sub(*part)
     )]
     TooBig {
@@ -155,6 +160,8 @@ pub enum ImageError {
         part: u32,
         /// The slot's name; `None` when no partition table named it.
         slot: Option<String>,
+        /// The size came from `--partition-size`.
+        given: bool,
     },
 
     // --- before uploading (guard.rs, `cargo ota upload`) ---
@@ -349,9 +356,8 @@ impl ImageError {
             ImageError::PartitionTable { .. } => "partition-table",
             ImageError::NoSuchAppPartition { .. } => "no-such-app-partition",
             ImageError::NoOtaSlot { .. } => "no-ota-slot",
-            ImageError::TooBig { .. } => "too-big",
             ImageError::NoOtaResponder { .. } => "no-ota-responder",
-            ImageError::TooBigForSlot { .. } => "too-big-for-slot",
+            ImageError::TooBig { .. } | ImageError::TooBigForSlot { .. } => "too-big-for-slot",
             ImageError::EmptyFile { .. } => "empty-file",
             ImageError::FileTooLarge { .. } => "file-too-large",
             ImageError::ElfNotImage { .. } => "elf-not-image",
@@ -595,9 +601,10 @@ mod tests {
                     app: 2000,
                     part: 1000,
                     slot: Some("ota_0".into()),
+                    given: false,
                 },
                 4,
-                "too-big",
+                "too-big-for-slot",
                 Some("make the firmware smaller"),
                 "the app image is 2000 bytes but OTA slot `ota_0` holds 1000 bytes (1000 bytes too many)",
             ),
@@ -606,11 +613,36 @@ mod tests {
                     app: 2000,
                     part: 1000,
                     slot: None,
+                    given: false,
                 },
                 4,
-                "too-big",
+                "too-big-for-slot",
                 Some("more room"),
                 "but the app partition holds 1000 bytes",
+            ),
+            row(
+                ImageError::TooBig {
+                    app: 2000,
+                    part: 1000,
+                    slot: Some("ota_0".into()),
+                    given: true,
+                },
+                4,
+                "too-big-for-slot",
+                Some("make the firmware smaller"),
+                "but OTA slot `ota_0` (--partition-size) holds 1000 bytes",
+            ),
+            row(
+                ImageError::TooBig {
+                    app: 2000,
+                    part: 1000,
+                    slot: None,
+                    given: true,
+                },
+                4,
+                "too-big-for-slot",
+                Some("make the firmware smaller"),
+                "but the OTA slot (--partition-size) holds 1000 bytes",
             ),
             row(
                 ImageError::NoOtaResponder {

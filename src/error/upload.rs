@@ -240,9 +240,9 @@ impl UploadError {
                 "the ESP8266 needs a hard reset after a serial flash before it takes OTA updates".into()
             }
             UploadError::Refused {
-                failure: Some(DeviceFailure::NotEnoughSpace),
+                failure: Some(DeviceFailure::NotEnoughSpace | DeviceFailure::BadSize),
                 ..
-            } => "the image is larger than the device's OTA partition".into(),
+            } => "the image is larger than the device's OTA partition: check the partition table the device was flashed with (`partition-table` in the config, or --partition-size, checks the size before uploading)".into(),
             UploadError::Refused { .. } => return None,
             UploadError::NoConnectBack { listen, size, .. } => {
                 let firewall = format!(
@@ -503,7 +503,7 @@ mod tests {
                 refused("ERROR[5]: Bad Size Given"),
                 9,
                 "refused",
-                None,
+                Some("larger than the device's OTA partition: check the partition table"),
                 "Bad Size Given",
             ),
             // Words that merely contain "Space" or "[11]" are not those errors.

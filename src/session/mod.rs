@@ -377,6 +377,18 @@ impl Session {
 
     /// A datagram from the device.
     pub fn handle_udp(&mut self, now: Instant, data: &[u8]) {
+        if let Phase::AwaitingConnection { .. } = self.phase
+            && let UdpReply::Err(text) = parse_udp_reply(data)
+        {
+            // "OK", then the updater could not start: a device that says why
+            // (the arduino-ota responder) is believed at once, not after a wait
+            // for a connection that will not come.
+            return self.fail(UploadError::Refused {
+                device: self.device,
+                failure: DeviceFailure::parse(&text),
+                text,
+            });
+        }
         let Phase::Inviting { auth_deadline, .. } = &self.phase else {
             return; // duplicates and late replies
         };

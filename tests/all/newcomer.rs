@@ -463,3 +463,121 @@ fn terminal_shows_the_phases_within_80_columns() {
         }
     }
 }
+
+/// The main job and `image` take `--partition-size` as `upload` does: it
+/// overrides the table's slot size, and alone it checks without a table. The
+/// failure's JSON kind is `too-big-for-slot` everywhere (the table's slot, the
+/// flag, `upload`).
+#[test]
+fn partition_size_on_the_main_job_and_image() {
+    use crate::support::{run_in, sample_elf};
+    use cargo_ota_testkit::sample::{OTA_PARTITIONS_CSV, SampleChip};
+    let emu = Emu::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let elf = sample_elf(dir.path(), "fw.elf", SampleChip::Esp32c3, 100_000);
+    let table = write_file(dir.path(), "partitions.csv", OTA_PARTITIONS_CSV.as_bytes());
+    let elf = elf.to_str().unwrap();
+    let table = table.to_str().unwrap();
+    let port = emu.port();
+    let main = |extra: &[&str]| {
+        let mut args = vec![
+            "--elf",
+            elf,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--message-format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        run_in(dir.path(), &args, &[])
+    };
+    let kind = |r: &crate::support::Run| {
+        let error = r.json().into_iter().find(|l| l["reason"] == "error");
+        error.map(|e| e["kind"].as_str().unwrap().to_string())
+    };
+    // Alone: checked against the flag.
+    let r = main(&["--partition-size", "64k"]);
+    r.assert_code(4)
+        .assert_stderr("the OTA slot (--partition-size) holds 65536 bytes");
+    assert_eq!(kind(&r).as_deref(), Some("too-big-for-slot"));
+    // Over a table whose slots would take it.
+    let r = main(&["--partition-table", table, "--partition-size", "64k"]);
+    r.assert_code(4)
+        .assert_stderr("OTA slot `ota_0` (--partition-size) holds 65536 bytes");
+    assert_eq!(kind(&r).as_deref(), Some("too-big-for-slot"));
+    // The table's own slot, too small: the same kind.
+    let small = write_file(
+        dir.path(),
+        "small.csv",
+        b"nvs,data,nvs,0x9000,0x5000\notadata,data,ota,0xe000,0x2000\nota_0,app,ota_0,0x10000,0x10000\nota_1,app,ota_1,0x20000,0x10000\n",
+    );
+    let r = main(&["--partition-table", small.to_str().unwrap()]);
+    r.assert_code(4);
+    assert_eq!(kind(&r).as_deref(), Some("too-big-for-slot"));
+    assert!(
+        emu.pending_events().is_empty(),
+        "traffic went to the device"
+    );
+    // A size that fits: uploaded, and image-ready says the size checked.
+    let r = main(&["--partition-table", table, "--partition-size", "1m"]);
+    r.assert_code(0);
+    let ready = r
+        .json()
+        .into_iter()
+        .find(|l| l["reason"] == "image-ready")
+        .unwrap();
+    assert_eq!(ready["partition"], "ota_0");
+    assert_eq!(ready["partition_size"], 1_048_576);
+    assert_eq!(emu.next_event()["event"], "update-ok");
+    // `cargo ota image` takes it too.
+    let out = dir.path().join("fw.bin");
+    run_in(
+        dir.path(),
+        &[
+            "image",
+            "--elf",
+            elf,
+            "--partition-size",
+            "64k",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .assert_code(4)
+    .assert_stderr("(--partition-size) holds 65536 bytes");
+    assert!(!out.exists());
+    // And `upload FILE`'s kind is the same name.
+    let file = write_file(dir.path(), "app.bin", &image(100_000));
+    let r = crate::support::upload_file(
+        &emu,
+        &file,
+        &["--partition-size", "64k", "--message-format", "json"],
+        &[],
+    );
+    r.assert_code(4);
+    assert_eq!(kind(&r).as_deref(), Some("too-big-for-slot"));
+}
+
+/// A device that says why its updater could not start (the arduino-ota
+/// responder: `ERR: Bad Size Given`) is believed at once: its reason leads,
+/// with the size hint, not a wait for a connection and the firewall hint.
+#[test]
+fn the_devices_own_reason_leads() {
+    let emu = Emu::start(&["--flavor", "arduino-ota", "--partition-size", "64k"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "app.bin", &image(100_000));
+    let r = crate::support::upload_file(&emu, &file, &["--timeout", "30"], &[]);
+    r.assert_code(9)
+        .assert_stderr("Bad Size Given")
+        .assert_stderr("larger than the device's OTA partition");
+    assert!(!r.stderr.contains("firewall"), "{}", r.stderr);
+    let ev = emu.next_event();
+    assert_eq!(ev["event"], "update-failed", "{ev}");
+    assert!(
+        ev["reason"].as_str().unwrap().contains("Bad Size Given"),
+        "{ev}"
+    );
+}

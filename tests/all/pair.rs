@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use arduino_ota::net::FileSink;
 use arduino_ota::session::begin_update;
 use arduino_ota::{
-    Command, Profile, Responder, ResponderConfig, Transfer, UdpAction, UpdateError, UpdateSink,
+    Command, DeviceFailure, Profile, Responder, ResponderConfig, Transfer, UdpAction, UpdateError,
+    UpdateSink,
 };
 use cargo_ota::error::UploadError;
 use cargo_ota::session::{Event, Outcome, Password, Session, UploadOptions};
@@ -170,7 +171,10 @@ impl Sim {
         seed: u64,
     ) -> Sim {
         let start = Instant::now();
-        let mut config = ResponderConfig::new(profile);
+        // The cores: an ESP32 says "OK" before its updater starts, whatever it
+        // then says (`too_big_for_the_partition_per_core` also runs this crate's
+        // responder, which says why).
+        let mut config = ResponderConfig::new(profile).with_silent_begin_failure();
         if let Some(pw) = password {
             config = config.with_password(pw);
         }
@@ -786,7 +790,7 @@ fn too_big_for_the_partition_per_core() {
         other => panic!("{other:?}"),
     }
     // ESP32 says OK and stays silent.
-    let mut sim = with_faults(Profile::ESP32, None, opts(None), &data, small);
+    let mut sim = with_faults(Profile::ESP32, None, opts(None), &data, small.clone());
     let err = sim.run(LIMIT).unwrap_err();
     assert!(
         matches!(
@@ -798,6 +802,35 @@ fn too_big_for_the_partition_per_core() {
         ),
         "{err:?}"
     );
+    // This crate's responder says why, instead of "OK".
+    let mut sim = with_faults(Profile::ESP32, None, opts(None), &data, small);
+    sim.device = Responder::new(ResponderConfig::new(Profile::ESP32));
+    match sim.run(LIMIT) {
+        Err(UploadError::Refused {
+            text,
+            failure: Some(DeviceFailure::BadSize),
+            ..
+        }) => assert_eq!(text, "Bad Size Given"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// "OK", then `ERR: ...` while the host waits for the connection: the device's
+/// reason ends the session at once.
+#[test]
+fn an_err_after_the_ok_is_believed_at_once() {
+    let t0 = Instant::now();
+    let mut s = bare_session(t0);
+    s.handle_udp(t0, b"OK");
+    assert!(!s.is_done());
+    s.handle_udp(t0 + Duration::from_millis(5), b"ERR: Bad Size Given\n");
+    match s.take_result() {
+        Some(Err(UploadError::Refused {
+            failure: Some(DeviceFailure::BadSize),
+            ..
+        })) => {}
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

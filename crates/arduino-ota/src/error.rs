@@ -118,6 +118,16 @@ impl UpdateError {
         let (code, text) = self.esp8266();
         format!("ERR: ERROR[{code}]: {text}\n")
     }
+
+    /// The UDP reply when the updater cannot start, in the words of `style`:
+    /// `ERR: ERROR[n]: text` (ESP8266), `ERR: text` (this crate's ESP32 profile;
+    /// the arduino-esp32 cores send nothing).
+    pub fn udp_err_in(&self, style: ErrorStyle) -> String {
+        match style {
+            ErrorStyle::Esp8266 => self.udp_err(),
+            ErrorStyle::Esp32 => format!("ERR: {}\n", self.esp32()),
+        }
+    }
 }
 
 /// ESP8266's text for `ERROR[11]`.

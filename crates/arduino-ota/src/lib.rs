@@ -36,7 +36,11 @@
 //!    `hex(PBKDF2-HMAC-SHA256(stored, "nonce:cnonce", 10000 rounds)):nonce:cnonce`,
 //!    where `stored` is the hex hash of the password the device keeps (MD5, or
 //!    SHA-256 on the new scheme). The device says `OK`, or `Authentication
-//!    Failed`. An ESP8266 whose updater cannot start says `ERR: ERROR[n]: text`.
+//!    Failed`. An ESP8266 whose updater cannot start says `ERR: ERROR[n]: text`
+//!    instead of `OK`; an arduino-esp32 core says `OK` first and then stays
+//!    silent; this crate's responder says `ERR: text` (`ERR: Bad Size Given` to
+//!    an image larger than its slot) on every profile, unless told to be silent
+//!    ([`ResponderConfig::with_silent_begin_failure`]).
 //! 3. The device connects back to the host's TCP port and reads the image. It
 //!    acknowledges each read with its byte count in decimal (the ESP32 re-sends
 //!    the last count on silence, then gives up), and when all bytes are in and

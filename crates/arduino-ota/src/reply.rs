@@ -16,7 +16,8 @@ pub enum UdpReply {
     },
     /// The auth response was wrong.
     AuthFailed,
-    /// ESP8266: the updater could not start (`ERR: ERROR[n]: text`).
+    /// The updater could not start (ESP8266: `ERR: ERROR[n]: text`; this crate's
+    /// ESP32 profile: `ERR: text`).
     Err(String),
     /// Anything else (kept for diagnostics; a client ignores it).
     Unknown(String),

@@ -16,6 +16,12 @@ pub struct ResponderConfig {
     /// What the firmware stores: see [`ResponderConfig::with_password`] and
     /// [`ResponderConfig::with_password_hash`]. `None`: no password.
     pub password_hash: Option<String>,
+    /// When the updater cannot start (an image larger than the slot: "Bad Size
+    /// Given"), an ESP32 core has already said "OK" and stays silent, so the host
+    /// waits for a connection that never comes. This crate starts the updater
+    /// first and answers `ERR: <text>` instead (as an ESP8266 does), unless this
+    /// is set: see [`ResponderConfig::with_silent_begin_failure`].
+    pub silent_begin_failure: bool,
 }
 
 impl ResponderConfig {
@@ -24,7 +30,20 @@ impl ResponderConfig {
         ResponderConfig {
             profile,
             password_hash: None,
+            silent_begin_failure: false,
         }
+    }
+
+    /// Behave as an arduino-esp32 core when the updater cannot start: "OK" first,
+    /// then silence (for emulating those cores; firmware leaves this off).
+    pub fn with_silent_begin_failure(mut self) -> Self {
+        self.silent_begin_failure = true;
+        self
+    }
+
+    /// Send "OK" before the updater starts, whatever it then says?
+    fn ok_now(&self) -> bool {
+        !self.profile.ok_after_begin && self.silent_begin_failure
     }
 
     /// `setPassword`: stores the hex hash the profile's scheme uses (SHA-256 for
@@ -90,7 +109,8 @@ pub enum UdpAction<A> {
         connect_to: A,
         /// Where the "OK" (or ESP8266's "ERR: ...") goes.
         reply_to: A,
-        /// Send "OK" before the updater starts (ESP32).
+        /// Send "OK" before the updater starts, whatever it says (an arduino-esp32
+        /// core); else "OK" once it started, or `ERR: <why>`.
         ok_now: bool,
     },
 }
@@ -175,7 +195,7 @@ impl<A: Copy> Responder<A> {
             invitation,
             connect_to: from,
             reply_to: from,
-            ok_now: !self.config.profile.ok_after_begin,
+            ok_now: self.config.ok_now(),
         }
     }
 
@@ -213,7 +233,7 @@ impl<A: Copy> Responder<A> {
             invitation,
             connect_to: reply_to,
             reply_to,
-            ok_now: !self.config.profile.ok_after_begin,
+            ok_now: self.config.ok_now(),
         }
     }
 
@@ -274,7 +294,7 @@ mod tests {
     #[test]
     fn no_password_starts_at_once() {
         for profile in [Profile::ESP32, Profile::ESP32_MD5] {
-            let mut r = Responder::new(ResponderConfig::new(profile));
+            let mut r = Responder::new(ResponderConfig::new(profile).with_silent_begin_failure());
             assert!(matches!(
                 r.on_datagram(&invitation(), 1, b"x"),
                 UdpAction::Start {
@@ -305,11 +325,15 @@ mod tests {
         // setPassword on a SHA core, and setPasswordHash with an MD5 hash.
         let cases = [
             (
-                ResponderConfig::new(Profile::ESP32).with_password("pw"),
+                ResponderConfig::new(Profile::ESP32)
+                    .with_password("pw")
+                    .with_silent_begin_failure(),
                 AuthScheme::Sha256,
             ),
             (
-                ResponderConfig::new(Profile::ESP32).with_password_hash(&md5_hex(b"pw")),
+                ResponderConfig::new(Profile::ESP32)
+                    .with_password_hash(&md5_hex(b"pw"))
+                    .with_silent_begin_failure(),
                 AuthScheme::Sha256Md5,
             ),
         ];

@@ -155,7 +155,7 @@ pub fn begin_update<A, S: UpdateSink>(
     let started = Transfer::begin(sink, invitation, profile);
     let reply = match (&started, ok_now) {
         (_, true) | (Ok(_), false) => b"OK".to_vec(),
-        (Err(e), false) => e.udp_err().into_bytes(),
+        (Err(e), false) => e.udp_err_in(profile.style).into_bytes(),
     };
     let result = match started {
         Ok(t) => Ok(t),

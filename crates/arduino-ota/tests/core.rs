@@ -100,9 +100,19 @@ fn handshake(r: &mut Responder<u8>, data: &[u8], password: Option<&str>) -> Hand
 fn handshake_every_profile_with_and_without_password() {
     let data = image(1000);
     for (profile, name) in PROFILES {
-        let mut open = Responder::new(ResponderConfig::new(profile));
+        // As the cores do: an ESP32 says "OK" before its updater starts.
+        let mut open = Responder::new(ResponderConfig::new(profile).with_silent_begin_failure());
         assert!(
             matches!(handshake(&mut open, &data, None), Handshake::Start { ok_now, .. } if ok_now != profile.ok_after_begin),
+            "{name}"
+        );
+        // This crate starts the updater first on every profile, to say why it could not.
+        let mut open = Responder::new(ResponderConfig::new(profile));
+        assert!(
+            matches!(
+                handshake(&mut open, &data, None),
+                Handshake::Start { ok_now: false, .. }
+            ),
             "{name}"
         );
         let cfg = ResponderConfig::new(profile).with_password("s3cret");
@@ -530,5 +540,57 @@ fn whole_session_in_memory_for_every_profile_and_password() {
             drop(t);
             assert_eq!(sink.committed.as_deref(), Some(&data[..]), "{name}");
         }
+    }
+}
+
+/// This crate's responder says why its updater could not start (`ERR: Bad Size
+/// Given` to an image larger than the slot) instead of an arduino-esp32 core's
+/// "OK" and silence; with `with_silent_begin_failure` it behaves as those cores.
+#[test]
+fn a_refused_begin_is_said_unless_silent() {
+    let data = image(5000);
+    let small = || MemorySink {
+        capacity: Some(4096),
+        ..MemorySink::default()
+    };
+    for silent in [false, true] {
+        let mut cfg = ResponderConfig::new(Profile::ESP32);
+        if silent {
+            cfg = cfg.with_silent_begin_failure();
+        }
+        let mut r = Responder::new(cfg);
+        let Handshake::Start { invitation, ok_now } = handshake(&mut r, &data, None) else {
+            panic!("no start")
+        };
+        assert_eq!(ok_now, silent);
+        let (reply, end) = begin_update(small(), &invitation, Profile::ESP32, HOST, ok_now);
+        let expected: &[u8] = if silent {
+            b"OK"
+        } else {
+            b"ERR: Bad Size Given\n"
+        };
+        assert_eq!(reply, expected, "silent: {silent}");
+        assert!(end.is_err());
+        // What a host reads from it.
+        match parse_udp_reply(&reply) {
+            UdpReply::Err(text) => {
+                assert!(!silent);
+                assert_eq!(
+                    arduino_ota::DeviceFailure::parse(&text),
+                    Some(arduino_ota::DeviceFailure::BadSize)
+                );
+            }
+            other => assert_eq!((other, silent), (UdpReply::Ok, true)),
+        }
+        // It fits: "OK" either way, and the update starts.
+        let (reply, end) = begin_update(
+            MemorySink::default(),
+            &invitation,
+            Profile::ESP32,
+            HOST,
+            ok_now,
+        );
+        assert_eq!(reply, b"OK");
+        assert!(end.is_ok());
     }
 }
