@@ -144,7 +144,7 @@ pub struct DiscoverArgs {
     pub timeout: Duration,
     /// How to print.
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub output: ResultArgs,
 }
 
 /// `cargo ota init`.
@@ -161,7 +161,7 @@ pub struct InitArgs {
     pub package: Option<String>,
     /// How to print.
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub output: ResultArgs,
 }
 
 /// How results are printed.
@@ -174,9 +174,32 @@ pub struct OutputArgs {
     /// Print only errors.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Print every step of the handshake.
+    /// Print every step: the cargo that builds, each step of the handshake.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+/// How results are printed, for commands with no steps to detail (`init`,
+/// `discover`): no `-v`.
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Output")]
+pub struct ResultArgs {
+    /// How to print results.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human, value_name = "FMT")]
+    pub message_format: MessageFormat,
+    /// Print only errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+impl From<&ResultArgs> for OutputArgs {
+    fn from(r: &ResultArgs) -> Self {
+        OutputArgs {
+            message_format: r.message_format,
+            quiet: r.quiet,
+            verbose: false,
+        }
+    }
 }
 
 /// Which devices, and how they reach this host.

@@ -161,7 +161,11 @@ pub fn load_project(
     cmd.other_options(other);
     let metadata = cmd.exec().map_err(|e| {
         let detail = match &e {
-            cargo_metadata::Error::CargoMetadata { stderr } => stderr.trim().to_string(),
+            // cargo's own "error: " would follow our "cannot read ...: ".
+            cargo_metadata::Error::CargoMetadata { stderr } => {
+                let text = stderr.trim();
+                text.strip_prefix("error: ").unwrap_or(text).to_string()
+            }
             other => other.to_string(),
         };
         // Only a missing manifest means "not in a package"; anything else (a TOML

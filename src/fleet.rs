@@ -50,7 +50,8 @@ pub struct DeviceResult {
     pub host: String,
     /// How the session ended.
     pub result: Result<Outcome, UploadError>,
-    /// Seconds from the session's start to its end.
+    /// Seconds from the session's start to its end (as its upload-finished or
+    /// upload-failed line says; a `--verify` wait is not counted).
     pub secs: f64,
     /// With `--verify` after a success: how long until it answered again (`None`:
     /// it did not within the timeout).
@@ -100,6 +101,12 @@ pub fn run(
                     let result = crate::session::upload(&p.target, image, &options, &mut |e| {
                         session.event(&e)
                     });
+                    // The session's time, the same figure in upload-finished or
+                    // upload-failed and in the summary (not the --verify wait).
+                    let elapsed = match &result {
+                        Ok(outcome) => outcome.elapsed,
+                        Err(_) => started.elapsed(),
+                    };
                     let back_online = match (&result, verify) {
                         (Ok(outcome), Some(v)) => {
                             session.verifying();
@@ -115,13 +122,13 @@ pub fn run(
                     match &result {
                         Ok(outcome) => session.finished(outcome, back_online),
                         Err(UploadError::Interrupted) => session.interrupted(),
-                        Err(e) => session.failed(e),
+                        Err(e) => session.failed(e, elapsed),
                     }
                     let r = DeviceResult {
                         name: p.target.name.clone(),
                         host: p.target.host.clone(),
                         result,
-                        secs: started.elapsed().as_secs_f64(),
+                        secs: elapsed.as_secs_f64(),
                         back_online,
                     };
                     results.lock().expect("results lock")[i] = Some(r);

@@ -360,10 +360,18 @@ mod resolve {
             .unwrap_or_else(|| DEFAULT_PASSWORD_ENV.to_string());
         let password = auth
             .password
-            .clone()
-            .or_else(|| env.var(&password_env).map(str::to_string))
-            .or_else(|| s.password.clone())
-            .map(Password::new);
+            .as_ref()
+            .map(|p| Password::new(p.as_str()).from("--password"))
+            .or_else(|| {
+                env.var(&password_env).map(|p| {
+                    Password::new(p).from(format!("the environment variable {password_env}"))
+                })
+            })
+            .or_else(|| {
+                s.password
+                    .as_ref()
+                    .map(|p| Password::new(p.as_str()).from("the configured `password`"))
+            });
         let defaults = UploadOptions::default();
         UploadOptions {
             command,

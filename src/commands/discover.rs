@@ -46,13 +46,39 @@ pub fn discover_command(rep: &Reporter, args: &DiscoverArgs) -> Result<(), Error
         })
         .collect();
     rep.table(&["name", "addresses", "port", "board", "auth"], &rows);
+    let first = &found[0];
+    let command = update_command(first);
     rep.status(
         "Found",
-        format!(
-            "{} device{}; update one with `cargo ota --host NAME.local --port PORT`",
-            found.len(),
-            if found.len() == 1 { "" } else { "s" }
-        ),
+        if found.len() == 1 {
+            format!("1 device; update it with `{command}`")
+        } else {
+            format!(
+                "{} devices; update {} with `{command}`, or name them in [package.metadata.ota.devices] to update them together (`cargo ota --all`)",
+                found.len(),
+                first.name
+            )
+        },
     );
     Ok(())
+}
+
+/// The command that updates `device`: by its mDNS name (what it announced,
+/// which `cargo ota` resolves over mDNS too), with the port unless it is the
+/// ESP32 default.
+fn update_command(device: &discover::Found) -> String {
+    let host = device.hostname.trim_end_matches('.');
+    let host = if host.is_empty() {
+        device
+            .addresses
+            .first()
+            .map_or_else(|| device.name.clone(), ToString::to_string)
+    } else {
+        host.to_string()
+    };
+    let mut command = format!("cargo ota --release --host {host}");
+    if device.port != arduino_ota::Profile::ESP32.default_port() {
+        command.push_str(&format!(" --port {}", device.port));
+    }
+    command
 }

@@ -67,8 +67,8 @@ pub fn run(cli: Cli, env: &Environment) -> i32 {
         Some(Commands::Image(a)) => a.out.clone(),
         Some(Commands::Upload(a)) => a.output.clone(),
         Some(Commands::Demo(a)) => a.output.clone(),
-        Some(Commands::Init(a)) => a.output.clone(),
-        Some(Commands::Discover(a)) => a.output.clone(),
+        Some(Commands::Init(a)) => (&a.output).into(),
+        Some(Commands::Discover(a)) => (&a.output).into(),
         Some(Commands::Emulate(a)) => crate::cli::OutputArgs {
             quiet: a.quiet,
             ..Default::default()
@@ -145,6 +145,7 @@ pub fn upload_one(
     opts: &UploadOptions,
 ) -> Result<crate::session::Outcome, Error> {
     let session = rep.session(target, what, image, opts.command, false);
+    let started = std::time::Instant::now();
     let result = crate::session::upload(target, image, opts, &mut |e| session.event(&e));
     match result {
         Ok(outcome) => {
@@ -156,7 +157,7 @@ pub fn upload_one(
             Err(Error::Interrupted)
         }
         Err(e) => {
-            session.failed(&e);
+            session.failed(&e, started.elapsed());
             Err(e.into())
         }
     }

@@ -172,13 +172,13 @@ mod tests {
         check(&[
             row(
                 BuildError::Metadata {
-                    detail: "error: could not find `Cargo.toml` in `/tmp`".into(),
+                    detail: "could not find `Cargo.toml` in `/tmp`".into(),
                     no_manifest: true,
                 },
                 2,
                 "cargo-metadata",
                 Some("inside a cargo package"),
-                "cannot read the cargo project: error: could not find `Cargo.toml`",
+                "cannot read the cargo project: could not find `Cargo.toml`",
             ),
             row(
                 BuildError::Metadata {

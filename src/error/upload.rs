@@ -65,6 +65,9 @@ pub enum UploadError {
         device: SocketAddr,
         /// The schemes tried, in order.
         tried: Vec<AuthScheme>,
+        /// Where the password came from (`--password`, `the environment
+        /// variable X`, ...).
+        password_from: String,
     },
 
     /// The device's challenge asks for a scheme `--auth` does not allow.
@@ -222,13 +225,13 @@ impl UploadError {
             UploadError::PasswordRequired { env, .. } => format!(
                 "set the environment variable {env} to the device's OTA password (or name another variable with --password-env)"
             ),
-            UploadError::AuthFailed { tried, .. }
+            UploadError::AuthFailed { tried, password_from, .. }
                 if tried.len() == 1 && tried[0] == AuthScheme::Sha256 =>
             {
-                "check the password; a device whose sketch stores an MD5 hash with setPasswordHash needs --auth sha256-md5 or auto".into()
+                format!("check the password (it came from {password_from}); a device whose sketch stores an MD5 hash with setPasswordHash needs --auth sha256-md5 or auto")
             }
-            UploadError::AuthFailed { .. } => {
-                "check the password (from --password, else the variable --password-env or `password-env` names, else CARGO_OTA_PASSWORD)".into()
+            UploadError::AuthFailed { password_from, .. } => {
+                format!("check the password (it came from {password_from})")
             }
             UploadError::AuthMismatch { .. } => {
                 "leave out --auth (auto picks the scheme the device offers); --force-auth answers with the --auth scheme anyway".into()
@@ -412,10 +415,22 @@ mod tests {
                 UploadError::AuthFailed {
                     device: device(),
                     tried: vec![AuthScheme::Sha256],
+                    password_from: "--password".into(),
                 },
                 6,
                 "auth-failed",
-                Some("--auth sha256-md5"),
+                Some("check the password (it came from --password); a device"),
+                "wrong password",
+            ),
+            row(
+                UploadError::AuthFailed {
+                    device: device(),
+                    tried: vec![AuthScheme::Sha256, AuthScheme::Sha256Md5],
+                    password_from: "the environment variable KITCHEN_PW".into(),
+                },
+                6,
+                "auth-failed",
+                Some("check the password (it came from the environment variable KITCHEN_PW)"),
                 "wrong password",
             ),
             row(

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -48,7 +48,6 @@ struct DeviceView {
     bar: Option<ProgressBar>,
     total: u64,
     next_json_decile: u64,
-    started: Instant,
     in_fleet: bool,
 }
 
@@ -310,7 +309,6 @@ impl Display {
                         bar,
                         total: size,
                         next_json_decile: 1,
-                        started: Instant::now(),
                         in_fleet,
                     },
                 );
@@ -379,6 +377,7 @@ impl Display {
                 code,
                 message,
                 hint,
+                elapsed,
             } => {
                 let Some(v) = self.devices.remove(&id) else {
                     return;
@@ -409,7 +408,7 @@ impl Display {
                     error: kind.to_string(),
                     message,
                     hint,
-                    secs: round3(v.started.elapsed().as_secs_f64()),
+                    secs: round3(elapsed.as_secs_f64()),
                 });
             }
         }

@@ -80,6 +80,7 @@ enum DeviceNote {
         code: i32,
         message: String,
         hint: Option<String>,
+        elapsed: Duration,
     },
 }
 
@@ -260,13 +261,14 @@ impl SessionReport<'_> {
         self.send(DeviceNote::Interrupted);
     }
 
-    /// The session failed.
-    pub fn failed(self, err: &UploadError) {
+    /// The session failed after `elapsed` (the summary's figure too).
+    pub fn failed(self, err: &UploadError, elapsed: Duration) {
         self.send(DeviceNote::Failed {
             kind: err.kind(),
             code: err.exit_code(),
             message: err.to_string(),
             hint: err.hint(),
+            elapsed,
         });
     }
 }

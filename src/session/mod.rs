@@ -47,17 +47,35 @@ pub struct Target {
 
 /// A password and where it came from. Never printed: `Debug` is redacted.
 #[derive(Clone)]
-pub struct Password(String);
+pub struct Password {
+    value: String,
+    source: String,
+}
 
 impl Password {
     /// Keep `value` as a password.
     pub fn new(value: impl Into<String>) -> Self {
-        Password(value.into())
+        Password {
+            value: value.into(),
+            source: "the password given".into(),
+        }
+    }
+
+    /// Say where it came from (`--password`, an environment variable, a
+    /// config key): the wrong-password hint names that one place.
+    pub fn from(mut self, source: impl Into<String>) -> Self {
+        self.source = source.into();
+        self
     }
 
     /// The password's text, to answer a challenge with; never print it.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
+    }
+
+    /// Where it came from.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 }
 
@@ -478,6 +496,11 @@ impl Session {
             None => self.fail(UploadError::AuthFailed {
                 device: self.device,
                 tried: self.tried.clone(),
+                password_from: self
+                    .opts
+                    .password
+                    .as_ref()
+                    .map_or_else(String::new, |p| p.source().to_string()),
             }),
         }
     }

@@ -28,6 +28,7 @@ read a1 <&3
 read a2 <&4
 echo "{{\"reason\":\"emulators\",\"bench\":\"$a1\",\"shelf\":\"$a2\"}}"
 '{BIN}' discover --timeout 1 --message-format json
+'{BIN}' discover --timeout 1 --message-format human 2>&1 | grep 'devices;' >&2
 CARGO_OTA_PASSWORD=pw '{BIN}' upload '{app}' --host bench-1.local --port "${{a1#*:}}" --message-format json
 "#,
         app = app.display()
@@ -72,6 +73,22 @@ CARGO_OTA_PASSWORD=pw '{BIN}' upload '{app}' --host bench-1.local --port "${{a1#
         .find(|l| l["reason"] == "discover-finished")
         .unwrap();
     assert_eq!(done["count"], 2);
+    // The human list ends with a command that works for a device it found, not a
+    // template.
+    let bench_cmd = format!(
+        "update bench-1 with `cargo ota --release --host bench-1.local --port {}`",
+        port_of("bench")
+    );
+    let shelf_cmd = format!(
+        "update shelf-2 with `cargo ota --release --host shelf-2.local --port {}`",
+        port_of("shelf")
+    );
+    assert!(
+        r.stderr.contains(&bench_cmd) || r.stderr.contains(&shelf_cmd),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("NAME.local"), "{}", r.stderr);
     crate::snapshots::assert_discovered(&found);
     // bench-1.local is not in any resolver: it was found over mDNS.
     let finished = lines

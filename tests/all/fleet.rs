@@ -237,3 +237,49 @@ fn verify_warns_when_the_device_never_comes_back() {
         .assert_stderr("may lack an OTA responder");
     assert_eq!(emu.next_event()["event"], "update-ok");
 }
+
+/// Each device's time is one figure: the summary's `secs` is its
+/// upload-finished (or upload-failed) line's, and a `--verify` wait is not in it.
+#[test]
+fn the_summary_says_each_devices_own_time() {
+    let good = Emu::start(&["--password", PW, "--reboot-ms", "300"]);
+    let bad = Emu::start(&["--password", PW]);
+    let (f, elf) = fleet_fixture(&[(&good, ""), (&bad, "password-env = \"WRONG_PW\"")], "");
+    let cargo = real_cargo();
+    let env = [
+        ("CARGO", cargo.as_str()),
+        ("FLEET_PW", PW),
+        ("WRONG_PW", "not-it"),
+        ("CARGO_OTA_REBOOT_GRACE_MS", "50"),
+    ];
+    let r = run_in(
+        f.root(),
+        &[
+            "--all",
+            "--verify",
+            "--elf",
+            elf.to_str().unwrap(),
+            "--message-format",
+            "json",
+        ],
+        &env,
+    );
+    r.assert_code(1);
+    let lines = r.json();
+    let summary = lines.iter().find(|l| l["reason"] == "summary").unwrap();
+    for row in summary["devices"].as_array().unwrap() {
+        let line = lines
+            .iter()
+            .find(|l| {
+                (l["reason"] == "upload-finished" || l["reason"] == "upload-failed")
+                    && l["device"] == row["device"]
+            })
+            .unwrap_or_else(|| panic!("no line for {row}"));
+        assert_eq!(line["secs"], row["secs"], "{line} vs {row}");
+    }
+    let finished = lines
+        .iter()
+        .find(|l| l["reason"] == "upload-finished")
+        .unwrap();
+    assert_eq!(finished["back_online"], true, "{finished}");
+}

@@ -329,6 +329,46 @@ fn wrong_password_hint_after_auto() {
     assert!(!r.stderr.contains("--auth sha256-md5"), "{}", r.stderr);
 }
 
+/// The wrong-password hint names the one place the password came from, not
+/// every place one could.
+#[test]
+fn wrong_password_hint_names_its_source() {
+    let emu = Emu::start(&["--password", "right", "--flavor", "esp32-md5"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "app.bin", &image(4_000));
+    let hint = |r: &crate::support::Run| {
+        r.stderr
+            .lines()
+            .find(|l| l.trim_start().starts_with("help:"))
+            .unwrap_or_else(|| panic!("no hint: {}", r.stderr))
+            .to_string()
+    };
+    let r = crate::support::upload_file(
+        &emu,
+        &file,
+        &["--password-env", "KITCHEN_PW"],
+        &[("KITCHEN_PW", "wrong")],
+    );
+    r.assert_code(6);
+    let h = hint(&r);
+    assert!(
+        h.contains("it came from the environment variable KITCHEN_PW"),
+        "{h}"
+    );
+    assert!(
+        !h.contains("--password") && !h.contains("CARGO_OTA_PASSWORD"),
+        "{h}"
+    );
+    let r = crate::support::upload_file(&emu, &file, &["--password", "wrong"], &[]);
+    r.assert_code(6);
+    let h = hint(&r);
+    assert!(h.contains("it came from --password"), "{h}");
+    assert!(
+        !h.contains("CARGO_OTA_PASSWORD") && !h.contains("wrong"),
+        "{h}"
+    );
+}
+
 /// The demo with a size its partition table cannot hold says what the limit is.
 #[test]
 fn demo_size_beyond_its_slots() {
@@ -580,4 +620,33 @@ fn the_devices_own_reason_leads() {
         ev["reason"].as_str().unwrap().contains("Bad Size Given"),
         "{ev}"
     );
+}
+
+/// Outside a cargo package the error says so once, without cargo's own
+/// "error: " after ours.
+#[test]
+fn outside_a_package_the_error_has_one_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = crate::support::run_in(dir.path(), &["image"], &[]);
+    r.assert_code(2)
+        .assert_stderr("cannot read the cargo project: could not find `Cargo.toml`");
+    assert!(!r.stderr.contains("project: error:"), "{}", r.stderr);
+}
+
+/// `-v` is offered where it shows something: the main job, image and upload
+/// (the cargo used, the handshake), not init or discover.
+#[test]
+fn verbose_is_offered_where_it_means_something() {
+    for command in ["init", "discover"] {
+        let r = crate::support::run(&[command, "--help"], &[]);
+        r.assert_code(0);
+        assert!(!r.stdout.contains("--verbose"), "{command}: {}", r.stdout);
+        assert!(!r.stdout.contains("handshake"), "{command}: {}", r.stdout);
+        crate::support::run(&[command, "-v"], &[]).assert_code(2);
+    }
+    for command in [&["--help"][..], &["image", "--help"], &["upload", "--help"]] {
+        let r = crate::support::run(command, &[]);
+        r.assert_code(0);
+        assert!(r.stdout.contains("--verbose"), "{command:?}: {}", r.stdout);
+    }
 }
