@@ -84,6 +84,19 @@ impl BuildOptions {
     }
 }
 
+/// A build whose target has no standard library in the toolchain that ran:
+/// what the hint needs to say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoCore {
+    /// The target triple.
+    pub target: String,
+    /// The cargo that ran the build (`$CARGO`, else `cargo`).
+    pub cargo: String,
+    /// The project builds `core` itself (`build-std`): then the toolchain lacks
+    /// the library's sources (`rust-src`).
+    pub build_std: bool,
+}
+
 /// The cargo to run and what its environment says, read once by
 /// [`crate::settings::Environment`].
 #[derive(Clone, Debug)]
@@ -370,6 +383,7 @@ pub fn build(
         executables,
         idf_partition_table,
         success,
+        no_core,
     } = read;
     let status = status.map_err(|source| BuildError::CargoDidNotFinish { source })?;
     if !status.success() || success == Some(false) {
@@ -380,6 +394,11 @@ pub fn build(
             package: project.package.name.to_string(),
             xtensa_without_build_std: (xtensa && !has_build_std)
                 .then(|| target.unwrap_or_default().to_string()),
+            no_core: no_core.then(|| NoCore {
+                target: target.unwrap_or("the host").to_string(),
+                cargo: toolchain.cargo.to_string_lossy().into_owned(),
+                build_std: has_build_std,
+            }),
         }));
     }
     let wanted: Vec<&(String, String, PathBuf)> = executables
@@ -418,6 +437,9 @@ struct BuildMessages {
     executables: Vec<(String, String, PathBuf)>,
     idf_partition_table: Option<PathBuf>,
     success: Option<bool>,
+    /// The compiler could not find `core` (or `alloc`, `std`) for the target: no
+    /// standard library for it in this toolchain.
+    no_core: bool,
 }
 
 /// Read cargo's messages until it closes stdout; diagnostics go to `diagnostic`
@@ -430,10 +452,15 @@ fn read_build_messages(
     let mut executables: Vec<(String, String, PathBuf)> = Vec::new();
     let mut idf_partition_table = None;
     let mut success = None;
+    let mut no_core = false;
     for message in Message::parse_stream(BufReader::new(stdout)) {
         let Ok(message) = message else { continue };
         match message {
             Message::CompilerMessage(m) => {
+                // E0463 for the standard library's own crates.
+                no_core |= ["core", "alloc", "std"]
+                    .iter()
+                    .any(|c| m.message.message == format!("can't find crate for `{c}`"));
                 if let Some(rendered) = &m.message.rendered {
                     let text = rendered.strip_suffix('\n').unwrap_or(rendered);
                     diagnostic(text.to_string());
@@ -472,5 +499,6 @@ fn read_build_messages(
         executables,
         idf_partition_table,
         success,
+        no_core,
     }
 }

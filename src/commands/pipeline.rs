@@ -33,6 +33,17 @@ fn firmware(firmware: &Firmware, rep: &Reporter) -> Result<(PathBuf, Option<Path
             target.map(|t| format!(", {t}")).unwrap_or_default()
         ),
     );
+    // Which cargo builds: `$CARGO` (cargo sets it to itself when it runs
+    // `cargo ota`), else the `cargo` on PATH.
+    let cargo = job.toolchain.cargo.to_string_lossy();
+    rep.detail(
+        "Cargo",
+        if cargo == "cargo" {
+            "`cargo` from PATH ($CARGO is not set)".to_string()
+        } else {
+            format!("{cargo} (from $CARGO)")
+        },
+    );
     let built = firmware::build(
         &job.project,
         &job.options,

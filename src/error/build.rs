@@ -56,6 +56,8 @@ pub enum BuildError {
         package: String,
         /// An Xtensa target built without `build-std`: its triple.
         xtensa_without_build_std: Option<String>,
+        /// The compiler found no `core` for the target.
+        no_core: Option<crate::firmware::NoCore>,
     },
 
     /// The build finished but no executable matches the selection.
@@ -148,6 +150,20 @@ impl BuildError {
                 ..
             } => format!(
                 "the Xtensa target `{target}` has no prebuilt standard library: add `[unstable] build-std = [\"core\"]` (or [\"std\", \"panic_abort\"] for esp-idf) to .cargo/config.toml, or pass -Zbuild-std=core, and use the esp toolchain (espup)"
+            ),
+            BuildError::Failed {
+                no_core: Some(n), ..
+            } if n.build_std => format!(
+                "`{cargo}` builds `core` for `{target}` itself (build-std) but its toolchain has no library sources: install them (`rustup component add rust-src`, or Debian's rust-src), or run cargo ota with the cargo of a toolchain that has them (rust-toolchain.toml, `cargo +TOOLCHAIN ota`, or `CARGO=... cargo-ota`; see the README's \"Which cargo builds\")",
+                cargo = n.cargo,
+                target = n.target
+            ),
+            BuildError::Failed {
+                no_core: Some(n), ..
+            } => format!(
+                "`{cargo}`'s toolchain has no standard library for `{target}`: `rustup target add {target}`, or build it with `[unstable] build-std = [\"core\", \"alloc\"]` in .cargo/config.toml and a toolchain with rust-src; to use another toolchain, see the README's \"Which cargo builds\"",
+                cargo = n.cargo,
+                target = n.target
             ),
             BuildError::Failed { .. } => "fix the errors above and run again".into(),
             BuildError::NoExecutable { .. } => {
@@ -245,6 +261,7 @@ mod tests {
                 BuildError::Failed {
                     package: "fw".into(),
                     xtensa_without_build_std: Some("xtensa-esp32-none-elf".into()),
+                    no_core: None,
                 },
                 3,
                 "build-failed",
@@ -255,10 +272,43 @@ mod tests {
                 BuildError::Failed {
                     package: "fw".into(),
                     xtensa_without_build_std: None,
+                    no_core: None,
                 },
                 3,
                 "build-failed",
                 Some("fix the errors above"),
+                "could not build `fw`",
+            ),
+            row(
+                BuildError::Failed {
+                    package: "fw".into(),
+                    xtensa_without_build_std: None,
+                    no_core: Some(crate::firmware::NoCore {
+                        target: "riscv32imc-unknown-none-elf".into(),
+                        cargo: "/usr/bin/cargo".into(),
+                        build_std: false,
+                    }),
+                },
+                3,
+                "build-failed",
+                Some(
+                    "`/usr/bin/cargo`'s toolchain has no standard library for `riscv32imc-unknown-none-elf`: `rustup target add riscv32imc-unknown-none-elf`",
+                ),
+                "could not build `fw`",
+            ),
+            row(
+                BuildError::Failed {
+                    package: "fw".into(),
+                    xtensa_without_build_std: None,
+                    no_core: Some(crate::firmware::NoCore {
+                        target: "riscv32imc-unknown-none-elf".into(),
+                        cargo: "cargo".into(),
+                        build_std: true,
+                    }),
+                },
+                3,
+                "build-failed",
+                Some("has no library sources: install them"),
                 "could not build `fw`",
             ),
             row(

@@ -650,3 +650,32 @@ fn verbose_is_offered_where_it_means_something() {
         assert!(r.stdout.contains("--verbose"), "{command:?}: {}", r.stdout);
     }
 }
+
+/// A target without a standard library in the toolchain that ran ("can't find
+/// crate for `core`"): the hint says how to get one and which cargo ran; `-v`
+/// names the cargo before the build.
+#[test]
+fn no_core_for_the_target_says_how_to_get_it() {
+    use crate::support::fixture::{Fixture, env_refs};
+    use crate::support::run_in;
+    let f = Fixture::package("fw", "");
+    let mut d = f.diagnostic("", "error[E0463]: can't find crate for `core`\n");
+    d["message"]["message"] = "can't find crate for `core`".into();
+    let env = f.fake_cargo(&[], &[d], false);
+    let cargo = env.iter().find(|(k, _)| k == "CARGO").unwrap().1.clone();
+    let args = ["image", "--target", "riscv32imc-unknown-none-elf"];
+    let r = run_in(f.root(), &args, &env_refs(&env));
+    r.assert_code(3)
+        .assert_stderr(&format!(
+            "`{cargo}`'s toolchain has no standard library for `riscv32imc-unknown-none-elf`"
+        ))
+        .assert_stderr("rustup target add riscv32imc-unknown-none-elf");
+    assert!(!r.stderr.contains("(from $CARGO)"), "{}", r.stderr);
+    let r = run_in(
+        f.root(),
+        &["image", "-v", args[1], args[2]],
+        &env_refs(&env),
+    );
+    r.assert_code(3)
+        .assert_stderr(&format!("{cargo} (from $CARGO)"));
+}
