@@ -15,9 +15,8 @@ use std::time::Duration;
 
 use crate::error::{Error, IoError};
 use crate::firmware::{BuildOptions, Project, Toolchain};
-use crate::fleet::{FleetOptions, Planned, Verify};
+use crate::fleet::{FleetOptions, Planned};
 use crate::image::ImageOptions;
-use crate::session::{Target, UploadOptions};
 use arduino_ota::Command;
 
 /// The password variable when none is named.
@@ -193,10 +192,11 @@ mod resolve {
     use crate::config::{self, Config, Settings};
     use crate::error::UsageError;
     use crate::fleet;
+    use crate::fleet::Verify;
     use crate::image::{self, ChipChoice};
     use crate::report::Reporter;
-    use crate::session::Password;
     use crate::session::verify::{REBOOT_GRACE, REBOOT_GRACE_ENV};
+    use crate::session::{Password, Target, UploadOptions};
 
     /// The project (when there is one) and what its files configure.
     struct Context {
