@@ -1,13 +1,17 @@
 //! `cargo ota upload` into the device crate's embassy-net responder running on
 //! smoltcp over a TAP interface (the `tap-device` example), inside a private
-//! network namespace that each test makes. Nothing leaves the namespace.
+//! network namespace that each test makes. Nothing leaves the namespace. The
+//! device crate's README recipe for the example runs here as written.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use wait_timeout::ChildExt;
 
-use crate::support::netns::{in_namespace, namespace, tap_device};
-use crate::support::{BIN, image, write_file};
+use crate::support::netns::{in_namespace, missing, namespace, tap_device};
+use crate::support::{BIN, WATCHDOG, image, write_file};
 
 const DEVICE: &str = "192.168.69.2";
 
@@ -201,4 +205,142 @@ echo "$ev"
     let received = o.device["received"].as_u64().unwrap();
     assert!(received > 0 && received < data.len() as u64, "{}", o.device);
     assert!(o.images.is_empty(), "an interrupted update left an image");
+}
+
+/// The shell block of crates/arduino-ota/README.md's "On the host" section.
+fn readme_recipe() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/arduino-ota/README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("On the host"))
+        .expect("the README has an \"On the host\" section");
+    let (_, block) = section
+        .split_once("```sh\n")
+        .expect("the section has a ```sh block");
+    let (block, _) = block.split_once("```").expect("the block is closed");
+    block.to_string()
+}
+
+/// The processes (other than zombies) whose environment has `marker`.
+fn processes_with(marker: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
+        })
+        .collect()
+}
+
+/// The README's tap-device recipe, run as written from a checkout: build, start
+/// the device in a namespace, wait for `ready`, upload, stop. Two programs are
+/// stand-ins, put first on `PATH`: `cargo` (its `build -p arduino-ota --example
+/// tap-device --features tap-device` links the example `cargo test` built into
+/// the checkout's `target/debug/examples/`, any other build is refused; `cargo ota
+/// ...` runs this build's cargo-ota). The checkout holds `app.bin`, an image from
+/// the testkit. Every process the recipe starts carries a marker in its
+/// environment, so one still running afterwards is found.
+#[test]
+fn the_readme_recipe_uploads_and_leaves_nothing_running() {
+    let test = "the_readme_recipe_uploads_and_leaves_nothing_running";
+    if !namespace(test) {
+        return;
+    }
+    let userns = Command::new("unshare")
+        .args(["-rn", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !userns {
+        missing(
+            test,
+            "`unshare -rn` (a user namespace, as the README's recipe makes) is not permitted here",
+        );
+        return;
+    }
+    let Some(tap) = tap_device(test) else {
+        return;
+    };
+    let recipe = readme_recipe();
+    let dir = tempfile::tempdir().unwrap();
+    let checkout = dir.path().join("checkout");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&checkout).unwrap();
+    let data = image(200_000);
+    write_file(&checkout, "app.bin", &data);
+    let cargo = write_file(
+        &bin,
+        "cargo",
+        format!(
+            r#"#!/bin/sh
+case "$*" in
+"build -p arduino-ota --example tap-device --features tap-device")
+  mkdir -p target/debug/examples && ln -sf '{tap}' target/debug/examples/tap-device ;;
+"ota "*) exec '{BIN}' "$@" ;;
+*) echo "the recipe's stand-in cargo has no: cargo $*" >&2; exit 101 ;;
+esac
+"#,
+            tap = tap.display()
+        )
+        .as_bytes(),
+    );
+    std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let marker = format!("CARGO_OTA_RECIPE_RUN={}", dir.path().display());
+    let (key, value) = marker.split_once('=').unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let stdout = dir.path().join("stdout");
+    let stderr = dir.path().join("stderr");
+    let mut child = Command::new("sh")
+        .args(["-ec", &recipe])
+        .current_dir(&checkout)
+        .env("PATH", path)
+        .env(key, value)
+        .env_remove("CARGO_OTA_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let status = child.wait_timeout(WATCHDOG).unwrap();
+    let left = processes_with(&marker);
+    for pid in &left {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let out = std::fs::read_to_string(&stdout).unwrap();
+    let err = std::fs::read_to_string(&stderr).unwrap();
+    let shown = format!("stdout:\n{out}\nstderr:\n{err}");
+    let status = status.unwrap_or_else(|| panic!("the recipe hung; {shown}"));
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert!(
+        left.is_empty(),
+        "still running after the recipe: {left:?}; {shown}"
+    );
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("ready {DEVICE}:3232").as_str()),
+        "{shown}"
+    );
+    let device: Value = serde_json::from_str(lines.next().expect("the device's line")).unwrap();
+    assert_eq!(device["event"], "update-ok", "{shown}");
+    assert_eq!(device["md5"], arduino_ota::md5_hex(&data));
+    let images: Vec<_> = std::fs::read_dir(checkout.join("target/ota-images"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(images, vec![data], "the stored image differs from app.bin");
 }

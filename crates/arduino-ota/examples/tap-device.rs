@@ -1,14 +1,8 @@
 //! An OTA device on the host over a real TCP/IP stack: the crate's embassy-net
 //! responder on smoltcp, on a Linux TAP interface. Run it inside a private
-//! network namespace (`unshare -n`), with the TAP interface made there:
-//!
-//! ```sh
-//! unshare -n sh -c '
-//!   ip tuntap add dev tap0 mode tap && ip addr add 192.168.69.1/24 dev tap0 && ip link set tap0 up
-//!   cargo run -p arduino-ota --example tap-device --features tap-device -- \
-//!     --tap tap0 --address 192.168.69.2/24 --out /tmp/ota &
-//!   cargo ota upload app.bin --host 192.168.69.2'
-//! ```
+//! network namespace (`unshare -n`), with the TAP interface made there. The
+//! crate's README ("On the host") has the whole recipe: build, start, wait for
+//! `ready`, upload, stop (`tests/all/tap.rs` runs it).
 //!
 //! Options: `--tap IFACE --address A.B.C.D/N [--port 3232] [--auth md5|sha256]
 //! [--password-env VAR] [--out DIR] [--link-rtt-ms N] [--window BYTES] [--once]`.

@@ -47,6 +47,7 @@
 //!    verified answers `OK`, else an error text ([`UpdateError`]); then it
 //!    reboots into the new image. [`ReplyStream`] reads that stream on the host.
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 extern crate alloc;
