@@ -13,6 +13,7 @@ mod fleet;
 mod interrupt;
 mod main_job;
 mod newcomer;
+mod own_firmware;
 mod pair;
 mod parsers_prop;
 mod reliability;
