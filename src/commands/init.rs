@@ -138,7 +138,12 @@ pub fn init_command(rep: &Reporter, args: &InitArgs, env: &Environment) -> Resul
         (Some(_), false) => rep.status(
             "Added",
             format!(
-                "a commented [package.metadata.ota] section to {}",
+                "a {} [package.metadata.ota] section to {}",
+                if set_key {
+                    "commented (but for partition-table)"
+                } else {
+                    "commented"
+                },
                 manifest.display()
             ),
         ),

@@ -10,6 +10,7 @@ mod errors;
 mod faults;
 mod firmware;
 mod fleet;
+mod init;
 mod interrupt;
 mod main_job;
 mod newcomer;
