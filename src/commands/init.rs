@@ -66,7 +66,7 @@ pub fn init_command(rep: &Reporter, args: &InitArgs, env: &Environment) -> Resul
 
     // Decide everything before writing anything.
     let table = plan_table(&project, &config.settings)?;
-    let set_key = table.as_ref().is_some_and(|t| t.set_key);
+    let set_key = table.set_key;
     let had_section = has_ota_section(&doc);
     let new_manifest = if had_section {
         if set_key {
@@ -78,16 +78,12 @@ pub fn init_command(rep: &Reporter, args: &InitArgs, env: &Environment) -> Resul
         Some(with_section(&text, &manifest, set_key)?)
     };
 
-    let written = match &table {
-        Some(Table {
-            path,
-            write: Some(csv),
-            ..
-        }) => {
-            write_atomically(path, csv)?;
-            Some(path.clone())
+    let written = match &table.write {
+        Some(csv) => {
+            write_atomically(&table.path, csv)?;
+            Some(table.path.clone())
         }
-        _ => None,
+        None => None,
     };
     if let Some(new_text) = &new_manifest
         && let Err(e) = write_atomically(&manifest, new_text)
@@ -98,9 +94,8 @@ pub fn init_command(rep: &Reporter, args: &InitArgs, env: &Environment) -> Resul
         return Err(e);
     }
 
-    if let Some(t) = &table
-        && t.write.is_some()
-    {
+    let t = &table;
+    if t.write.is_some() {
         rep.status(
             "Wrote",
             format!(
@@ -115,9 +110,7 @@ pub fn init_command(rep: &Reporter, args: &InitArgs, env: &Environment) -> Resul
                 }
             ),
         );
-    } else if let Some(t) = &table
-        && t.set_key
-    {
+    } else if t.set_key {
         rep.status("Using", format!("the partition table {}", t.path.display()));
     }
     match (&new_manifest, had_section) {
@@ -148,24 +141,26 @@ pub fn init_command(rep: &Reporter, args: &InitArgs, env: &Environment) -> Resul
             ),
         ),
     }
-    let flash_command = table
-        .as_ref()
-        .map(|t| flash_command(&project, &cwd, &t.path, chip.as_deref(), target.as_deref()));
-    if let Some(command) = &flash_command {
-        rep.status(
-            "Next",
-            format!("flash the firmware and the table once over serial (later updates go over Wi-Fi):\n    {command}"),
-        );
-    }
+    let command = flash_command(
+        &project,
+        &cwd,
+        &table.path,
+        chip.as_deref(),
+        target.as_deref(),
+    );
+    rep.status(
+        "Next",
+        format!("flash the firmware and the table once over serial (later updates go over Wi-Fi):\n    {command}"),
+    );
     let install = install_source(env);
     let responder = has_responder(&project);
     rep.message(Message::Init {
         manifest: manifest.clone(),
         changed: new_manifest.is_some(),
         responder,
-        partition_table: table.as_ref().map(|t| t.path.clone()),
+        partition_table: table.path.clone(),
         partition_table_written: written.is_some(),
-        flash_command,
+        flash_command: command,
     });
     if !responder {
         rep.warn(responder_advice(&project, &install, chip.as_deref()));
@@ -272,20 +267,20 @@ struct Table {
 fn plan_table(
     project: &firmware::Project,
     settings: &crate::config::Settings,
-) -> Result<Option<Table>, Error> {
+) -> Result<Table, Error> {
     let (flash_size, flash_size_assumed) = match settings.flash_size {
         Some(size) => (size.size(), false),
         None => (FlashSize::_4Mb.size(), true),
     };
     if let Some(path) = &settings.partition_table {
-        return Ok(Some(Table {
+        return Ok(Table {
             path: path.clone(),
             write: None,
             set_key: false,
             flash_size,
             flash_size_assumed,
             slot_size: 0,
-        }));
+        });
     }
     let path = project.package_dir().join(TABLE_FILE);
     if path.exists() {
@@ -294,24 +289,24 @@ fn plan_table(
             path: path.clone(),
             detail,
         })?;
-        return Ok(Some(Table {
+        return Ok(Table {
             path,
             write: None,
             set_key: true,
             flash_size,
             flash_size_assumed,
             slot_size: 0,
-        }));
+        });
     }
     let (csv, slot_size) = ota_table(flash_size);
-    Ok(Some(Table {
+    Ok(Table {
         path,
         write: Some(csv),
         set_key: true,
         flash_size,
         flash_size_assumed,
         slot_size,
-    }))
+    })
 }
 
 /// Is `text` a partition table an OTA update can use (otadata, two OTA slots)?
