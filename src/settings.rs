@@ -582,6 +582,7 @@ mod resolve {
 
 /// The configuration of `project` as the main job reads it (its section, its
 /// workspace's, espflash.toml): for `cargo ota init`.
+#[cfg(feature = "cli")]
 pub fn package_config(
     project: &Project,
     rep: &crate::report::Reporter,
