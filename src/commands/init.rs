@@ -512,9 +512,16 @@ fn responder_advice(
 
 /// The README's dependency lines with the crate's `source` and `chip`.
 fn dependency_lines(source: &str, chip: &str) -> String {
-    RESPONDER_DEPENDENCIES
-        .replace(r#"path = "../cargo-ota/crates/arduino-ota""#, source)
-        .replace(r#""esp32c3""#, &format!("{chip:?}"))
+    let lines =
+        RESPONDER_DEPENDENCIES.replace(r#"path = "../cargo-ota/crates/arduino-ota""#, source);
+    // arduino-ota has a feature for some chips; for the others the chip is set on
+    // esp-bootloader-esp-idf (which an esp-generate crate has already).
+    let lines = if ["esp32c3", "esp32c6", "esp32", "esp32s3", "CHIP"].contains(&chip) {
+        lines
+    } else {
+        lines.replacen(r#""esp-hal", "esp32c3"]"#, r#""esp-hal"]"#, 1)
+    };
+    lines.replace(r#""esp32c3""#, &format!("{chip:?}"))
 }
 
 /// The CI workflow for this package: the toolchain its target needs, cargo-ota
@@ -638,6 +645,16 @@ mod tests {
         );
         assert!(
             !lines.contains("esp32c3") && !lines.contains("../cargo-ota"),
+            "{lines}"
+        );
+        // No arduino-ota feature for the ESP32-C2: the chip goes on the others.
+        let lines = dependency_lines("path = \"x\"", "esp32c2");
+        assert!(
+            lines.contains(r#"features = ["embassy-net", "esp-hal"] }"#),
+            "{lines}"
+        );
+        assert!(
+            lines.contains(r#"esp-storage = { version = "0.10.0", features = ["esp32c2"] }"#),
             "{lines}"
         );
     }
