@@ -212,7 +212,7 @@ mod resolve {
     }
 
     /// Read the configuration of `project`: its section, its workspace's, espflash.toml.
-    fn load_config(project: &Project, rep: &Reporter) -> Result<Config, Error> {
+    pub(super) fn load_config(project: &Project, rep: &Reporter) -> Result<Config, Error> {
         let mut warnings = Vec::new();
         let package = config::read_section(
             &project.package.metadata,
@@ -569,6 +569,16 @@ mod resolve {
             fleet,
         })
     }
+}
+
+/// The configuration of `project` as the main job reads it (its section, its
+/// workspace's, espflash.toml): for `cargo ota init`.
+#[cfg(feature = "cli")]
+pub fn package_config(
+    project: &Project,
+    rep: &crate::report::Reporter,
+) -> Result<crate::config::Config, Error> {
+    resolve::load_config(project, rep)
 }
 
 #[cfg(test)]

@@ -187,6 +187,19 @@ pub enum UsageError {
         /// mdns-sd's error.
         detail: String,
     },
+
+    /// `cargo ota init`: the package's `partitions.csv` (not configured) is not a
+    /// table with otadata and two OTA slots; nothing was written.
+    #[error(
+        "{}: {detail}; cargo ota init wrote nothing",
+        path.display()
+    )]
+    InitPartitionTable {
+        /// The partitions.csv next to Cargo.toml.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
 /// Does an error reading a file the user named mean the path is wrong (a usage
@@ -234,6 +247,7 @@ impl UsageError {
             UsageError::MdnsStart { .. } => "mdns-start",
             UsageError::MdnsBrowse { .. } => "mdns-browse",
             UsageError::MdnsAdvertise { .. } => "mdns-advertise",
+            UsageError::InitPartitionTable { .. } => "init-partition-table",
         }
     }
 
@@ -310,6 +324,9 @@ impl UsageError {
             }
             UsageError::MdnsAdvertise { .. } => {
                 "pick a plain --mdns name (letters, digits, hyphens), or leave out --mdns".into()
+            }
+            UsageError::InitPartitionTable { .. } => {
+                "give it otadata and two OTA slots (ota_0, ota_1), or move it away and run cargo ota init again to get one; if your device runs another table, set partition-table to that file".into()
             }
         })
     }
@@ -550,6 +567,16 @@ mod tests {
                 "mdns-advertise",
                 Some("--mdns"),
                 "cannot advertise `bad name` over mDNS: invalid",
+            ),
+            row(
+                UsageError::InitPartitionTable {
+                    path: "partitions.csv".into(),
+                    detail: "no otadata partition".into(),
+                },
+                2,
+                "init-partition-table",
+                Some("two OTA slots"),
+                "partitions.csv: no otadata partition; cargo ota init wrote nothing",
             ),
         ]);
     }

@@ -56,6 +56,13 @@ pub enum Message {
         changed: bool,
         /// The package depends on `arduino-ota`.
         responder: bool,
+        /// The partition table the main job checks images against (configured,
+        /// or the `partitions.csv` init wrote or found).
+        partition_table: PathBuf,
+        /// Init wrote that table (false: it was there).
+        partition_table_written: bool,
+        /// The one-time serial flash command that puts the table on the device.
+        flash_command: String,
     },
     /// A session begins.
     UploadStarted {
@@ -238,6 +245,9 @@ mod tests {
                 manifest: PathBuf::new(),
                 changed: false,
                 responder: false,
+                partition_table: PathBuf::new(),
+                partition_table_written: false,
+                flash_command: String::new(),
             },
             Message::UploadProgress {
                 device: String::new(),

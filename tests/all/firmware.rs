@@ -14,17 +14,17 @@ use crate::support::{Emu, finish_within, spawn_in};
 /// The build environment `.ci/run` builds the example with (so this build is
 /// fresh there): Wi-Fi credentials the firmware needs to start its responder.
 /// Not a real network; nothing is ever committed with real ones.
-const WIFI: [(&str, &str); 2] = [
+pub(crate) const WIFI: [(&str, &str); 2] = [
     ("WIFI_SSID", "cargo-ota-ci"),
     ("WIFI_PASSWORD", "cargo-ota-ci-passphrase"),
 ];
 
 /// A firmware build from cold takes minutes on two cores.
-const BUILD_LIMIT: Duration = Duration::from_secs(20 * 60);
+pub(crate) const BUILD_LIMIT: Duration = Duration::from_secs(20 * 60);
 
 /// A `$CARGO` that runs Debian's Rust 1.96 with build-std, or `None` (and the
 /// reason reported) where it is not installed.
-fn esp_cargo(test: &str, dir: &Path) -> Option<PathBuf> {
+pub(crate) fn esp_cargo(test: &str, dir: &Path) -> Option<PathBuf> {
     let ok = Path::new("/usr/bin/cargo").is_file()
         && Path::new("/usr/bin/rustc").is_file()
         && Path::new("/usr/lib/rustlib/src/rust/library").is_dir();
@@ -46,7 +46,7 @@ fn esp_cargo(test: &str, dir: &Path) -> Option<PathBuf> {
     Some(wrapper)
 }
 
-fn example() -> PathBuf {
+pub(crate) fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/esp-hal-ota")
 }
 

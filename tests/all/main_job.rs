@@ -468,13 +468,20 @@ fn init_adds_a_section_and_keeps_the_file() {
     let env = [("CARGO", cargo.as_str())];
     run_in(f.root(), &["init"], &env)
         .assert_code(0)
-        .assert_stderr("Added a commented [package.metadata.ota] section");
+        .assert_stderr(
+            "Added a commented (but for partition-table) [package.metadata.ota] section",
+        );
     let text = fs::read_to_string(f.path("Cargo.toml")).unwrap();
     assert!(text.starts_with(original), "the existing file changed");
     let doc: toml::Value = toml::from_str(&text).unwrap();
     assert!(doc["package"]["metadata"]["ota"].is_table());
-    // The commented keys spell the real configuration: uncommenting one works.
-    assert!(text.contains("# partition-table = \"partitions.csv\""));
+    // The table init wrote is set; the commented keys spell the real
+    // configuration: uncommenting one works.
+    assert_eq!(
+        doc["package"]["metadata"]["ota"]["partition-table"].as_str(),
+        Some("partitions.csv")
+    );
+    assert!(f.path("partitions.csv").is_file());
     let again = run_in(f.root(), &["init", "--ci"], &env);
     again
         .assert_code(0)
@@ -565,9 +572,21 @@ fn init_says_how_to_add_the_responder() {
     r.assert_code(0)
         .assert_stderr("bare has no OTA responder")
         .assert_stderr("arduino-ota = {")
-        .assert_stderr(r#"features = ["embassy-net", "esp-hal"]"#)
+        .assert_stderr(r#"features = ["embassy-net", "esp-hal", "CHIP"] }"#)
+        .assert_stderr(r#"esp-storage = { version = "0.10.0", features = ["CHIP"] }"#)
+        .assert_stderr("replace CHIP with your chip")
         .assert_stderr("Make your firmware answer cargo ota");
     assert_eq!(r.json()[0]["responder"], false);
+    // With the chip known (here from the config), the lines name it.
+    let f = Fixture::package(
+        "c6",
+        "[dependencies]\n\n[package.metadata.ota]\nchip = \"esp32c6\"\n",
+    );
+    let r = run_in(f.root(), &["init", "--message-format", "json"], &env);
+    r.assert_code(0)
+        .assert_stderr(r#"features = ["embassy-net", "esp-hal", "esp32c6"] }"#)
+        .assert_stderr(r#"esp-storage = { version = "0.10.0", features = ["esp32c6"] }"#);
+    assert!(!r.stderr.contains("CHIP"), "{}", r.stderr);
 
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/arduino-ota");
     let f = Fixture::package(
