@@ -318,6 +318,9 @@ fn own_firmware_from_the_readme_updates_over_the_air() {
     let mut env: Vec<(&str, &str)> = WIFI.to_vec();
     env.push(("CARGO", cargo));
     env.push(("CARGO_TARGET_DIR", target_dir.to_str().unwrap()));
+    // One compiler at a time: the other tests, which wait on sockets and mDNS
+    // answers, keep a core while this build runs beside them.
+    env.push(("CARGO_BUILD_JOBS", "1"));
     let args = [
         "--release",
         "--host",
