@@ -19,7 +19,7 @@ mod io;
 mod upload;
 mod usage;
 
-pub use build::BuildError;
+pub use build::{BuildError, NoCore};
 pub use image::{ElfFound, ImageError};
 pub use io::IoError;
 pub use upload::{UploadError, describe_schemes};

@@ -84,19 +84,6 @@ impl BuildOptions {
     }
 }
 
-/// A build whose target has no standard library in the toolchain that ran:
-/// what the hint needs to say.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NoCore {
-    /// The target triple.
-    pub target: String,
-    /// The cargo that ran the build (`$CARGO`, else `cargo`).
-    pub cargo: String,
-    /// The project builds `core` itself (`build-std`): then the toolchain lacks
-    /// the library's sources (`rust-src`).
-    pub build_std: bool,
-}
-
 /// The cargo to run and what its environment says, read once by
 /// [`crate::settings::Environment`].
 #[derive(Clone, Debug)]
@@ -394,7 +381,7 @@ pub fn build(
             package: project.package.name.to_string(),
             xtensa_without_build_std: (xtensa && !has_build_std)
                 .then(|| target.unwrap_or_default().to_string()),
-            no_core: no_core.then(|| NoCore {
+            no_core: no_core.then(|| crate::error::NoCore {
                 target: target.unwrap_or("the host").to_string(),
                 cargo: toolchain.cargo.to_string_lossy().into_owned(),
                 build_std: has_build_std,

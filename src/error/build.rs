@@ -5,6 +5,19 @@ use std::io;
 
 use super::exit;
 
+/// A build whose target has no standard library in the toolchain that ran:
+/// what the hint needs to say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoCore {
+    /// The target triple.
+    pub target: String,
+    /// The cargo that ran the build (`$CARGO`, else `cargo`).
+    pub cargo: String,
+    /// The project builds `core` itself (`build-std`): then the toolchain lacks
+    /// the library's sources (`rust-src`).
+    pub build_std: bool,
+}
+
 /// The firmware could not be found or built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -57,7 +70,7 @@ pub enum BuildError {
         /// An Xtensa target built without `build-std`: its triple.
         xtensa_without_build_std: Option<String>,
         /// The compiler found no `core` for the target.
-        no_core: Option<crate::firmware::NoCore>,
+        no_core: Option<NoCore>,
     },
 
     /// The build finished but no executable matches the selection.
@@ -283,7 +296,7 @@ mod tests {
                 BuildError::Failed {
                     package: "fw".into(),
                     xtensa_without_build_std: None,
-                    no_core: Some(crate::firmware::NoCore {
+                    no_core: Some(NoCore {
                         target: "riscv32imc-unknown-none-elf".into(),
                         cargo: "/usr/bin/cargo".into(),
                         build_std: false,
@@ -300,7 +313,7 @@ mod tests {
                 BuildError::Failed {
                     package: "fw".into(),
                     xtensa_without_build_std: None,
-                    no_core: Some(crate::firmware::NoCore {
+                    no_core: Some(NoCore {
                         target: "riscv32imc-unknown-none-elf".into(),
                         cargo: "cargo".into(),
                         build_std: true,

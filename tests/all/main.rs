@@ -12,6 +12,7 @@ mod firmware;
 mod fleet;
 mod init;
 mod interrupt;
+mod layers;
 mod main_job;
 mod newcomer;
 mod own_firmware;
