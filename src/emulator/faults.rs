@@ -33,12 +33,14 @@ pub struct Faults {
     pub busy: bool,
     /// After a successful update, never answer again (new firmware without OTA).
     pub never_back: bool,
+    /// ESP8266 before core 2.7.0: a gzip image fails the magic check at the end.
+    pub no_gzip: bool,
 }
 
 /// The spellings `--fault` takes, for help and errors.
 pub const FAULT_SPELLINGS: &str = "drop-invitations=N, drop-auth-reply, drop-ok, dup-replies, \
 udp-loss=PCT, no-connect-back, stall-after=BYTES, close-after=BYTES, reset-after=BYTES, \
-corrupt, error-at-end=TEXT, glue-ok, busy, never-back";
+corrupt, error-at-end=TEXT, glue-ok, busy, never-back, no-gzip";
 
 /// One `--fault` value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,6 +112,7 @@ impl Faults {
             "no-connect-back" => flag(&mut self.no_connect_back)?,
             "corrupt" => flag(&mut self.corrupt)?,
             "glue-ok" => flag(&mut self.glue_ok)?,
+            "no-gzip" => flag(&mut self.no_gzip)?,
             "busy" => flag(&mut self.busy)?,
             "never-back" => flag(&mut self.never_back)?,
             other => {
@@ -143,6 +146,7 @@ mod tests {
             "glue-ok",
             "busy",
             "never-back",
+            "no-gzip",
         ]
         .iter()
         .map(|s| s.parse().unwrap())
@@ -155,7 +159,7 @@ mod tests {
         assert_eq!(f.reset_after, Some(300));
         assert_eq!(f.error_at_end.as_deref(), Some("Flash Write Failed"));
         assert!(f.drop_auth_reply && f.drop_ok && f.dup_replies && f.no_connect_back);
-        assert!(f.corrupt && f.glue_ok && f.busy && f.never_back);
+        assert!(f.corrupt && f.glue_ok && f.busy && f.never_back && f.no_gzip);
     }
 
     #[test]

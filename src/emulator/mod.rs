@@ -150,6 +150,9 @@ impl EmulatorConfig {
         if self.faults.glue_ok {
             profile.ok_spacing = Duration::ZERO;
         }
+        if self.faults.no_gzip {
+            profile.accepts_gzip = false;
+        }
         let mut config = ResponderConfig::new(profile);
         if matches!(self.flavor, Flavor::Esp32 | Flavor::Esp32Md5) {
             config = config.with_silent_begin_failure();
@@ -270,6 +273,8 @@ impl Emulator {
             UpdateError::NotEnoughSpace
         });
         file.verify_app = esp32;
+        // This crate's responder inflates a zlib stream; the cores do not.
+        file.inflate = config.flavor == Flavor::ArduinoOta;
         file.chip = config.chip;
         let sink = EmulatorSink {
             file,

@@ -313,6 +313,8 @@ async fn main(spawner: Spawner) {
         .expect("bind the OTA port");
     let mut sink = FileSink::new(o.out.clone());
     sink.verify_app = true;
+    // As the flash sink: a zlib stream of an app image is inflated as it arrives.
+    sink.inflate = true;
     sink.too_big = Some(UpdateError::BadSize);
     line_ready(o.address, o.port);
     eprintln!(

@@ -43,6 +43,12 @@ pub enum UpdateError {
     /// ESP8266 right after a serial flash: the updater refuses until the board
     /// is hard-reset (`ERROR[11]`).
     Bootstrap,
+    /// This crate's responder: a compressed stream did not inflate to a whole
+    /// image ("Decompression Failed"); `detail` stays on the device.
+    Inflate {
+        /// What was wrong, for the device's log.
+        detail: String,
+    },
     /// Free text (fault injection, custom sinks).
     Other(String),
 }
@@ -77,6 +83,7 @@ impl UpdateError {
             UpdateError::Activate { .. } | UpdateError::PartitionNotFound => {
                 (16, "Unknown update command".into())
             }
+            UpdateError::Inflate { .. } => (99, DECOMPRESSION_TEXT.into()),
             UpdateError::Other(t) => (99, t.clone()),
         }
     }
@@ -96,6 +103,7 @@ impl UpdateError {
             UpdateError::Aborted => "Aborted",
             // No ESP32 is in this state; the ESP8266's words say what it is.
             UpdateError::Bootstrap => BOOTSTRAP_TEXT,
+            UpdateError::Inflate { .. } => DECOMPRESSION_TEXT,
             UpdateError::Other(t) => t,
         }
     }
@@ -129,6 +137,9 @@ impl UpdateError {
         }
     }
 }
+
+/// This crate's text for a compressed stream that did not inflate.
+const DECOMPRESSION_TEXT: &str = "Decompression Failed";
 
 /// ESP8266's text for `ERROR[11]`.
 const BOOTSTRAP_TEXT: &str = "Invalid bootstrapping state, reset ESP8266 before updating";
@@ -188,6 +199,9 @@ pub enum DeviceFailure {
     /// ESP32 "Decryption error" (newer cores; also a first byte other than 0xE9
     /// without an AES key).
     Decryption,
+    /// This crate's responder: "Decompression Failed" (a compressed stream that
+    /// did not inflate to a whole image).
+    Decompression,
 }
 
 /// ESP8266's `ERROR[n]` codes.
@@ -241,6 +255,7 @@ const TEXTS: &[(&str, DeviceFailure)] = &[
     ("Bad Argument", DeviceFailure::BadArgument),
     ("Aborted", DeviceFailure::Aborted),
     ("Decryption error", DeviceFailure::Decryption),
+    (DECOMPRESSION_TEXT, DeviceFailure::Decompression),
 ];
 
 impl DeviceFailure {
@@ -279,6 +294,7 @@ impl fmt::Display for UpdateError {
             UpdateError::Activate { detail } => {
                 write!(f, "Could Not Activate The Firmware ({detail})")
             }
+            UpdateError::Inflate { detail } => write!(f, "{DECOMPRESSION_TEXT} ({detail})"),
             UpdateError::Md5Mismatch {
                 expected,
                 calculated,
@@ -352,6 +368,9 @@ mod tests {
             UpdateError::Aborted => [Some(F::Aborted), Some(F::NoError), Some(F::NoError)],
             UpdateError::NoError => same(F::NoError),
             UpdateError::Bootstrap => same(F::Bootstrap),
+            // Only this crate's ESP32-style responder inflates; an ESP8266-style
+            // `ERROR[99]` is no code of that core.
+            UpdateError::Inflate { .. } => [Some(F::Decompression), None, None],
             UpdateError::Other(_) => [None; 3],
         }
     }
@@ -376,6 +395,9 @@ mod tests {
             UpdateError::Aborted,
             UpdateError::NoError,
             UpdateError::Bootstrap,
+            UpdateError::Inflate {
+                detail: "cut short".into(),
+            },
             UpdateError::Other("injected fault".into()),
         ];
         for e in &all {

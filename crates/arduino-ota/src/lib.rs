@@ -56,8 +56,10 @@ extern crate std;
 
 pub mod appimage;
 pub mod auth;
+pub mod decode;
 pub mod error;
 pub mod invitation;
+pub mod pipeline;
 pub mod profile;
 pub mod reply;
 pub mod responder;

@@ -32,8 +32,8 @@ use std::vec;
 use std::vec::Vec;
 
 use crate::{
-    Command, Responder, ResponderConfig, Transfer, UdpAction, UpdateError, UpdateSink, appimage,
-    session,
+    Command, Responder, ResponderConfig, Transfer, UdpAction, UpdateError, UpdateSink,
+    pipeline::Stages, session,
 };
 
 pub use crate::sink::MemorySink;
@@ -367,6 +367,10 @@ pub struct FileSink {
     pub verify_app: bool,
     /// The chip id app images must carry (`None`: any ESP32-family chip).
     pub chip: Option<u16>,
+    /// Inflate a zlib stream of an app image as it arrives, as this crate's
+    /// flash sink does ([`crate::pipeline`]); else keep what arrives as it is.
+    pub inflate: bool,
+    stages: Option<Stages>,
     kind: Option<Command>,
     md5: String,
     data: Vec<u8>,
@@ -419,19 +423,32 @@ impl UpdateSink for FileSink {
         self.md5 = md5.to_ascii_lowercase();
         self.data = Vec::with_capacity(size as usize);
         self.written = None;
+        self.stages = Some(Stages::new(
+            kind,
+            self.partition_size.unwrap_or(u32::MAX),
+            self.inflate,
+            self.verify_app,
+            self.chip,
+        ));
         Ok(())
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), UpdateError> {
-        self.data.extend_from_slice(data);
-        Ok(())
+        let stages = self.stages.as_mut().ok_or(UpdateError::Aborted)?;
+        let out = &mut self.data;
+        stages.push(data, &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })
     }
 
     fn finish(&mut self) -> Result<(), UpdateError> {
-        if self.verify_app && self.kind == Some(Command::Flash) {
-            appimage::check(&self.data, self.chip)
-                .map_err(|detail| UpdateError::Activate { detail })?;
-        }
+        let stages = self.stages.take().ok_or(UpdateError::Aborted)?;
+        let out = &mut self.data;
+        stages.finish(&mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })?;
         if let Some(dir) = self.out_dir.clone() {
             self.written = Some(self.write_out(&dir)?);
         }
@@ -441,5 +458,10 @@ impl UpdateSink for FileSink {
 
     fn abort(&mut self) {
         self.data = Vec::new();
+        self.stages = None;
+    }
+
+    fn takes_compressed(&self) -> bool {
+        self.inflate
     }
 }

@@ -50,8 +50,13 @@ pub struct Profile {
     /// queued and answers them afterwards.
     pub drop_datagrams_during_update: bool,
     /// ESP32's updater checks the magic byte when it flushes the first 4 KiB;
-    /// ESP8266's at the end (and accepts a gzip-compressed image).
+    /// ESP8266's at the end.
     pub early_magic_check: bool,
+    /// ESP8266 core 2.7.0 and later: a gzip image (first bytes `1f 8b`) passes
+    /// the magic check, is stored as it arrived (the MD5 is of those bytes) and
+    /// is inflated by eboot at boot. Older cores refuse it ("Magic byte is not
+    /// 0xE9").
+    pub accepts_gzip: bool,
 }
 
 impl Profile {
@@ -69,6 +74,7 @@ impl Profile {
         connect_delay: Duration::ZERO,
         drop_datagrams_during_update: false,
         early_magic_check: true,
+        accepts_gzip: false,
     };
 
     /// arduino-esp32 <= 3.3.0: MD5 digest challenge, otherwise as [`Profile::ESP32`].
@@ -92,6 +98,7 @@ impl Profile {
         connect_delay: Duration::from_millis(100),
         drop_datagrams_during_update: true,
         early_magic_check: false,
+        accepts_gzip: true,
     };
 
     /// The default OTA UDP port of this kind of device.

@@ -20,6 +20,11 @@ pub trait UpdateSink {
     /// The update failed or was interrupted: throw away what was written; what
     /// boots next must not change.
     fn abort(&mut self);
+    /// Does it inflate a compressed (zlib) stream ([`crate::decode`])? Then an
+    /// ESP32 profile's early magic-byte check lets a zlib header through.
+    fn takes_compressed(&self) -> bool {
+        false
+    }
 }
 
 impl<S: UpdateSink + ?Sized> UpdateSink for &mut S {
@@ -34,6 +39,9 @@ impl<S: UpdateSink + ?Sized> UpdateSink for &mut S {
     }
     fn abort(&mut self) {
         (**self).abort()
+    }
+    fn takes_compressed(&self) -> bool {
+        (**self).takes_compressed()
     }
 }
 

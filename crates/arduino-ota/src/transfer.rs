@@ -190,6 +190,7 @@ impl<S: UpdateSink> Transfer<S> {
             && before < first_sector
             && after >= first_sector
             && self.head[0] != MAGIC
+            && !(self.sink.takes_compressed() && crate::decode::is_zlib(self.head))
         {
             return self.fail(Failure::Update(UpdateError::WrongMagic));
         }
@@ -213,7 +214,7 @@ impl<S: UpdateSink> Transfer<S> {
         if !self.profile.early_magic_check
             && self.kind == Command::Flash
             && self.head[0] != MAGIC
-            && self.head != [0x1f, 0x8b]
+            && !(self.profile.accepts_gzip && self.head == [0x1f, 0x8b])
         {
             return self.fail(Failure::Update(UpdateError::WrongMagic));
         }

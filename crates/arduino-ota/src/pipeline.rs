@@ -1,0 +1,234 @@
+//! The path from the bytes that arrive to the flash that receives them, one
+//! stage after another:
+//!
+//! ```text
+//! received bytes (the Transfer checked their count and MD5)
+//!   -> decode::Decoder    raw | inflate                       (RAM: 0 | ~15 KiB)
+//!   -> appimage::Checker  the bootloader's checks of an app   (RAM: ~150 B)
+//!   -> the writer         the slot (esp: 4 KiB sectors), a file, memory
+//! finish: the decoder's stream is whole, the checker says yes, the writer reads
+//! back what it wrote (the MD5 of the decoded bytes), and only then activates.
+//! ```
+//!
+//! [`Stages`] holds the decoder, the checker and what the writer must read back;
+//! a sink ([`crate::esp::OtaSink`], [`crate::net::FileSink`]) owns the writer and
+//! runs its bytes through the stages. Nothing is activated unless every stage
+//! said yes, so a cut, damaged or foreign stream leaves the running image
+//! selected.
+
+use md5::Digest;
+
+use crate::appimage::Checker;
+use crate::decode::{Decoder, Encoding};
+use crate::{Command, UpdateError};
+
+/// The stages of one update, between the sink's `begin` and `finish`.
+pub struct Stages {
+    decoder: Decoder,
+    /// For an app image: the bootloader's checks, on the decoded bytes.
+    checker: Option<Checker>,
+    /// The decoded bytes: their MD5 (what the writer must read back) and count.
+    md5: md5::Md5,
+    written: u64,
+    /// The most decoded bytes the writer takes (the slot's size).
+    capacity: u64,
+}
+
+impl core::fmt::Debug for Stages {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Stages")
+            .field("encoding", &self.decoder.encoding())
+            .field("written", &self.written)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+/// What the writer wrote, for its read-back check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// How many bytes.
+    pub len: u32,
+    /// Their MD5.
+    pub md5: [u8; 16],
+    /// What the stream was.
+    pub encoding: Encoding,
+}
+
+impl Stages {
+    /// The stages of an update of `kind` into at most `capacity` bytes. `zlib`:
+    /// inflate a zlib stream of an app image (else it passes through, and the
+    /// checker refuses it; a filesystem image always passes through, whatever
+    /// its first bytes). `check_app`: run the bootloader's checks on an app
+    /// image, for `chip` when given.
+    pub fn new(
+        kind: Command,
+        capacity: u32,
+        zlib: bool,
+        check_app: bool,
+        chip: Option<u16>,
+    ) -> Self {
+        Stages {
+            decoder: Decoder::new(zlib && kind == Command::Flash),
+            checker: (check_app && kind == Command::Flash).then(|| Checker::new(chip)),
+            md5: md5::Md5::new(),
+            written: 0,
+            capacity: u64::from(capacity),
+        }
+    }
+
+    /// Run received bytes through the stages; what is to be written goes to
+    /// `write`, in order. A decoded image larger than the capacity is "Not
+    /// Enough Space", before its first byte too many is written.
+    pub fn push(
+        &mut self,
+        data: &[u8],
+        write: &mut dyn FnMut(&[u8]) -> Result<(), UpdateError>,
+    ) -> Result<(), UpdateError> {
+        let Stages {
+            decoder,
+            checker,
+            md5,
+            written,
+            capacity,
+        } = self;
+        decoder.push(data, &mut |out| {
+            Self::pass(out, checker, md5, written, *capacity, write)
+        })
+    }
+
+    fn pass(
+        out: &[u8],
+        checker: &mut Option<Checker>,
+        md5: &mut md5::Md5,
+        written: &mut u64,
+        capacity: u64,
+        write: &mut dyn FnMut(&[u8]) -> Result<(), UpdateError>,
+    ) -> Result<(), UpdateError> {
+        if *written + out.len() as u64 > capacity {
+            return Err(UpdateError::NotEnoughSpace);
+        }
+        if let Some(c) = checker {
+            c.update(out);
+        }
+        md5.update(out);
+        *written += out.len() as u64;
+        write(out)
+    }
+
+    /// Every byte arrived: the stream must be whole and, for an app image, pass
+    /// the bootloader's checks. Returns what the writer must read back before it
+    /// activates anything.
+    pub fn finish(
+        mut self,
+        write: &mut dyn FnMut(&[u8]) -> Result<(), UpdateError>,
+    ) -> Result<Written, UpdateError> {
+        let Stages {
+            decoder,
+            checker,
+            md5,
+            written,
+            capacity,
+        } = &mut self;
+        decoder.finish(&mut |out| Self::pass(out, checker, md5, written, *capacity, write))?;
+        if let Some(c) = checker.take() {
+            c.finish()
+                .map_err(|detail| UpdateError::Activate { detail })?;
+        }
+        Ok(Written {
+            len: u32::try_from(self.written).map_err(|_| UpdateError::NotEnoughSpace)?,
+            md5: self.md5.finalize().into(),
+            encoding: self.decoder.encoding().unwrap_or(Encoding::Raw),
+        })
+    }
+
+    /// How many decoded bytes so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec::Vec;
+
+    use super::*;
+
+    fn run(stream: &[u8], capacity: u32, zlib: bool) -> Result<(Vec<u8>, Written), UpdateError> {
+        let mut stages = Stages::new(Command::Flash, capacity, zlib, true, None);
+        let mut out = Vec::new();
+        for piece in stream.chunks(1460) {
+            stages.push(piece, &mut |b| {
+                out.extend_from_slice(b);
+                Ok(())
+            })?;
+        }
+        let written = stages.finish(&mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })?;
+        Ok((out, written))
+    }
+
+    /// An ESP32-C3 app image of about `size` bytes.
+    fn image(size: usize) -> Vec<u8> {
+        let a: Vec<u8> = (0..size / 4 * 3).map(|i| (i * 7 + 3) as u8).collect();
+        let b: Vec<u8> = (0..size / 4).map(|i| (i / 100) as u8).collect();
+        crate::appimage::build(5, 0x4200_0020, &[(0x3c00_0020, &a), (0x4201_0020, &b)])
+    }
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let compress =
+            flate2::Compress::new_with_window_bits(flate2::Compression::best(), true, 12);
+        let mut e = flate2::write::ZlibEncoder::new_with_compress(Vec::new(), compress);
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn raw_and_inflated_images_reach_the_writer_checked() {
+        let image = image(40_000);
+        for (stream, encoding) in [
+            (image.clone(), Encoding::Raw),
+            (zlib(&image), Encoding::Zlib),
+        ] {
+            let (out, written) = run(&stream, 1 << 20, true).unwrap();
+            assert_eq!(out, image);
+            assert_eq!(written.len as usize, image.len());
+            assert_eq!(written.md5, <[u8; 16]>::from(md5::Md5::digest(&image)));
+            assert_eq!(written.encoding, encoding);
+        }
+    }
+
+    #[test]
+    fn what_is_not_an_app_image_is_refused_at_the_end() {
+        let image = image(40_000);
+        // A zlib stream where inflating is off: the checker sees no app image.
+        let e = run(&zlib(&image), 1 << 20, false).unwrap_err();
+        assert!(matches!(e, UpdateError::Activate { .. }), "{e:?}");
+        // An inflated stream of something else.
+        let e = run(&zlib(&[0x55; 10_000]), 1 << 20, true).unwrap_err();
+        assert!(matches!(e, UpdateError::Activate { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn the_capacity_holds_for_the_decoded_bytes() {
+        let image = image(40_000);
+        let stream = zlib(&image);
+        assert!(stream.len() < 30_000);
+        let mut stages = Stages::new(Command::Flash, 30_000, true, true, None);
+        let mut out = 0usize;
+        let e = stream
+            .chunks(1000)
+            .try_for_each(|p| {
+                stages.push(p, &mut |b| {
+                    out += b.len();
+                    Ok(())
+                })
+            })
+            .unwrap_err();
+        assert_eq!(e, UpdateError::NotEnoughSpace);
+        assert!(out <= 30_000, "{out}");
+    }
+}
