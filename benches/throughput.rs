@@ -351,6 +351,8 @@ fn main() {
         .map(|(i, e)| Planned {
             target: target(e.addr, &format!("dev{i:02}")),
             options: UploadOptions::default(),
+            // The link's figures: the image as it is.
+            compress: cargo_ota::encode::Compress::Never,
         })
         .collect();
     let rep = Reporter::new(MessageFormat::Human, true, false, false);

@@ -270,6 +270,13 @@ pub struct SessionArgs {
     /// Invitations re-sent when the device does not answer [default: 4].
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
+    /// Send app images compressed, and fail if a device refuses them [default:
+    /// config `compress`, else auto: compressed, the image itself after a refusal].
+    #[arg(long, conflicts_with = "no_compress")]
+    pub compress: bool,
+    /// Send app images as they are [config: compress = "never"].
+    #[arg(long)]
+    pub no_compress: bool,
 }
 
 /// `cargo ota upload`.

@@ -18,6 +18,7 @@ use serde::de::{DeserializeOwned, Deserializer, Error as _, Unexpected};
 use serde_json::Value;
 use serde_path_to_error::Segment;
 
+use crate::encode::Compress;
 use crate::error::{Error, UsageError};
 use crate::image::{self, CHIP_NAMES};
 use arduino_ota::AuthMode;
@@ -61,6 +62,8 @@ pub struct Settings {
     pub verify_timeout: Option<f64>,
     /// `ota-guard`: refuse an image without an OTA responder.
     pub ota_guard: Option<bool>,
+    /// `compress`: send app images compressed (auto, always, never).
+    pub compress: Option<Compress>,
 }
 
 impl Settings {
@@ -86,6 +89,7 @@ impl Settings {
             verify: self.verify.or(l.verify),
             verify_timeout: self.verify_timeout.or(l.verify_timeout),
             ota_guard: self.ota_guard.or(l.ota_guard),
+            compress: self.compress.or(l.compress),
         }
     }
 }
@@ -109,6 +113,9 @@ pub struct DeviceEntry {
     /// How to answer its challenge.
     #[serde(default, deserialize_with = "auth")]
     pub auth: Option<AuthMode>,
+    /// Send it compressed images (auto, always, never).
+    #[serde(default, deserialize_with = "compress")]
+    pub compress: Option<Compress>,
     /// Where it was defined, for messages.
     #[serde(skip)]
     pub defined_in: PathBuf,
@@ -182,6 +189,8 @@ struct OtaToml {
     #[serde(deserialize_with = "seconds")]
     verify_timeout: Option<f64>,
     ota_guard: Option<bool>,
+    #[serde(deserialize_with = "compress")]
+    compress: Option<Compress>,
     default_devices: Option<Names>,
     devices: BTreeMap<String, DeviceEntry>,
     groups: BTreeMap<String, Names>,
@@ -288,6 +297,15 @@ fn auth<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AuthMode>, D::Error> {
             "sha256-md5" => Some(AuthMode::Sha256Md5),
             _ => None,
         }
+    })
+}
+
+fn compress<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Compress>, D::Error> {
+    leaf(d, "one of auto, always, never", |v| match v.as_str()? {
+        "auto" => Some(Compress::Auto),
+        "always" => Some(Compress::Always),
+        "never" => Some(Compress::Never),
+        _ => None,
     })
 }
 
@@ -464,6 +482,7 @@ pub fn read_section(
         verify: t.verify,
         verify_timeout: t.verify_timeout,
         ota_guard: t.ota_guard,
+        compress: t.compress,
     };
     Ok(Some(Section {
         settings,

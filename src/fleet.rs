@@ -1,11 +1,12 @@
 //! Many devices in one run: bounded parallel sessions (one thread each), every
 //! session with its own host port, a failed device never stopping the others.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::encode::{self, Compress, Compression, Payload};
 use crate::error::UploadError;
 use crate::report::Reporter;
 use crate::session::Outcome;
@@ -21,6 +22,8 @@ pub struct Planned {
     pub target: Target,
     /// How its session runs: password, auth, host address, timeouts.
     pub options: UploadOptions,
+    /// Whether it gets a compressed image.
+    pub compress: Compress,
 }
 
 /// How the fleet runs.
@@ -56,6 +59,10 @@ pub struct DeviceResult {
     /// With `--verify` after a success: how long until it answered again (`None`:
     /// it did not within the timeout).
     pub back_online: Option<Option<Duration>>,
+    /// How the bytes of its last try were made.
+    pub compression: Compression,
+    /// The image's own size.
+    pub image_size: u64,
 }
 
 /// The number of sessions to run at once.
@@ -80,6 +87,11 @@ pub fn run(
     options: FleetOptions,
 ) -> Vec<DeviceResult> {
     let FleetOptions { jobs, verify } = options;
+    // Each encoding is made once, when the first device needs it.
+    let payloads: [OnceLock<Payload>; 3] = Default::default();
+    let payload = |c: Compression| -> &Payload {
+        payloads[c as usize].get_or_init(|| encode::encode(image, c))
+    };
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<DeviceResult>>> =
         Mutex::new((0..planned.len()).map(|_| None).collect());
@@ -95,12 +107,32 @@ pub fn run(
                     }
                     let mut options = p.options.clone();
                     options.host_port = worker_port(options.host_port, worker);
-                    let started = Instant::now();
-                    let session =
-                        rep.session(&p.target, what, image, options.command, planned.len() > 1);
-                    let result = crate::session::upload(&p.target, image, &options, &mut |e| {
-                        session.event(&e)
-                    });
+                    // Which devices inflate is not learnt yet (mDNS, a memory
+                    // of earlier updates): `always` asks for it.
+                    let compression = encode::choose(image, options.command, p.compress, false);
+                    let mut sent = payload(compression);
+                    let (session, started, result) = loop {
+                        let started = Instant::now();
+                        let session =
+                            rep.session(&p.target, what, sent, options.command, planned.len() > 1);
+                        let result =
+                            crate::session::upload(&p.target, &sent.bytes, &options, &mut |e| {
+                                session.event(&e)
+                            });
+                        // A device that does not take compressed images gets the
+                        // image itself, once (`auto`).
+                        match &result {
+                            Err(e @ UploadError::DeviceError { text, .. })
+                                if sent.compression != Compression::None
+                                    && p.compress == Compress::Auto
+                                    && encode::is_refusal_of_compression(e) =>
+                            {
+                                session.refused_compressed(&p.target.name, sent.compression, text);
+                                sent = payload(Compression::None);
+                            }
+                            _ => break (session, started, result),
+                        }
+                    };
                     // The session's time, the same figure in upload-finished or
                     // upload-failed and in the summary (not the --verify wait).
                     let elapsed = match &result {
@@ -130,6 +162,8 @@ pub fn run(
                         result,
                         secs: elapsed.as_secs_f64(),
                         back_online,
+                        compression: sent.compression,
+                        image_size: sent.image_size,
                     };
                     results.lock().expect("results lock")[i] = Some(r);
                 }

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod discover;
 pub mod emulator;
+pub mod encode;
 pub mod error;
 pub mod firmware;
 pub mod fleet;

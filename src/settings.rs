@@ -190,6 +190,7 @@ mod resolve {
         AuthArgs, DevicesArgs, ImageArgs, ImageCommandArgs, MainArgs, SessionArgs, UploadArgs,
     };
     use crate::config::{self, Config, Settings};
+    use crate::encode::Compress;
     use crate::error::UsageError;
     use crate::fleet;
     use crate::fleet::Verify;
@@ -344,6 +345,11 @@ mod resolve {
             auth: auth.auth,
             timeout: session.timeout.map(|d| d.as_secs_f64()),
             retries: session.retries,
+            compress: match (session.compress, session.no_compress) {
+                (true, _) => Some(Compress::Always),
+                (_, true) => Some(Compress::Never),
+                _ => None,
+            },
             ..Settings::default()
         }
     }
@@ -423,6 +429,7 @@ mod resolve {
                     port: base.port.unwrap_or(DEFAULT_PORT),
                 },
                 options: upload_options(&base, auth, command, env),
+                compress: base.compress.unwrap_or_default(),
             });
         }
         for name in names {
@@ -432,6 +439,7 @@ mod resolve {
                 password_env: entry.password_env.clone(),
                 password: entry.password.clone(),
                 auth: entry.auth,
+                compress: entry.compress,
                 ..Settings::default()
             };
             let merged = cli.clone().or(&layer.or(&config.settings));
@@ -442,6 +450,7 @@ mod resolve {
                     port: merged.port.unwrap_or(DEFAULT_PORT),
                 },
                 options: upload_options(&merged, auth, command, env),
+                compress: merged.compress.unwrap_or_default(),
             });
         }
         Ok(out)

@@ -144,7 +144,13 @@ pub fn upload_one(
     image: &[u8],
     opts: &UploadOptions,
 ) -> Result<crate::session::Outcome, Error> {
-    let session = rep.session(target, what, image, opts.command, false);
+    let session = rep.session(
+        target,
+        what,
+        &crate::encode::Payload::raw(image),
+        opts.command,
+        false,
+    );
     let started = std::time::Instant::now();
     let result = crate::session::upload(target, image, opts, &mut |e| session.event(&e));
     match result {

@@ -133,6 +133,9 @@ fn report_fleet(rep: &Reporter, results: Vec<DeviceResult>, started: Instant) ->
                 code,
                 error,
                 bytes: outcome.map(|o| o.bytes),
+                bytes_sent: outcome.map(|o| o.bytes),
+                image_size: r.image_size,
+                compression: r.compression,
                 secs: round3(r.secs),
                 rate: outcome
                     .map(|o| (o.bytes as f64 / o.transfer.as_secs_f64().max(1e-6)).round()),

@@ -238,6 +238,10 @@ impl UpdateSink for EmulatorSink {
     fn abort(&mut self) {
         self.file.abort()
     }
+
+    fn takes_compressed(&self) -> bool {
+        self.file.takes_compressed()
+    }
 }
 
 /// The emulated device.

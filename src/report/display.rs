@@ -9,6 +9,7 @@ use std::time::Duration;
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{DeviceNote, LINE_WIDTH, Message, MessageFormat, Note, rate, round3};
+use crate::encode::Compression;
 use crate::session::{Event, Target};
 
 /// The handshake and the verdict wait: a spinner and what is happening.
@@ -49,6 +50,8 @@ struct DeviceView {
     total: u64,
     next_json_decile: u64,
     in_fleet: bool,
+    image_size: u64,
+    compression: Compression,
 }
 
 pub(super) struct Display {
@@ -275,6 +278,8 @@ impl Display {
                 md5,
                 kind,
                 in_fleet,
+                image_size,
+                compression,
             } => {
                 self.json(&Message::UploadStarted {
                     device: target.name.clone(),
@@ -283,14 +288,22 @@ impl Display {
                     kind,
                     size,
                     md5: md5.clone(),
+                    image_size,
+                    compression,
                 });
+                let what_is_sent = match compression {
+                    Compression::None => format!("{}, md5 {md5}", HumanBytes(size)),
+                    c => format!(
+                        "{} {} of {}, {:.0}%, md5 {md5}",
+                        HumanBytes(size),
+                        c.name(),
+                        HumanBytes(image_size),
+                        100.0 * size as f64 / image_size.max(1) as f64
+                    ),
+                };
                 self.status(
                     "Uploading",
-                    format!(
-                        "{what} ({}, md5 {md5}) to {}",
-                        HumanBytes(size),
-                        describe_target(&target)
-                    ),
+                    format!("{what} ({what_is_sent}) to {}", describe_target(&target)),
                 );
                 // Until the device connects back there is nothing to measure: a
                 // spinner with the handshake step; the bar comes with the connection.
@@ -310,6 +323,8 @@ impl Display {
                         total: size,
                         next_json_decile: 1,
                         in_fleet,
+                        image_size,
+                        compression,
                     },
                 );
             }
@@ -341,6 +356,9 @@ impl Display {
                     host: v.target.host.clone(),
                     address: outcome.device.to_string(),
                     bytes: outcome.bytes,
+                    bytes_sent: outcome.bytes,
+                    image_size: v.image_size,
+                    compression: v.compression,
                     secs: round3(secs),
                     rate: (outcome.bytes as f64 / outcome.transfer.as_secs_f64().max(1e-6)).round(),
                     back_online: back_online.map(|b| b.is_some()),
@@ -350,12 +368,21 @@ impl Display {
                     Some(Some(d)) => format!("; back online after {:.1} s", d.as_secs_f64()),
                     _ => String::new(),
                 };
+                let sent = match v.compression {
+                    Compression::None => HumanBytes(outcome.bytes).to_string(),
+                    c => format!(
+                        "{} sent for a {} image ({}, {:.0}%)",
+                        HumanBytes(outcome.bytes),
+                        HumanBytes(v.image_size),
+                        c.name(),
+                        100.0 * outcome.bytes as f64 / v.image_size.max(1) as f64
+                    ),
+                };
                 self.status(
                     "Finished",
                     format!(
-                        "{}: {} in {:.2} s ({}); the device verified the image and answered OK{verified}",
+                        "{}: {sent} in {:.2} s ({}); the device verified the image and answered OK{verified}",
                         v.target.name,
-                        HumanBytes(outcome.bytes),
                         secs,
                         rate(outcome.bytes, outcome.transfer)
                     ),

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::discover::Found;
+use crate::encode::Compression;
 use crate::image::AppInfo;
 use arduino_ota::Command;
 
@@ -74,10 +75,14 @@ pub enum Message {
         port: u16,
         /// `flash` or `filesystem`.
         kind: Command,
-        /// Bytes.
+        /// Bytes sent (the invitation's size).
         size: u64,
-        /// MD5 of the image (hex).
+        /// MD5 of the bytes sent (hex).
         md5: String,
+        /// The image's own size (`size` when not compressed).
+        image_size: u64,
+        /// How the bytes sent were made: `none`, `gzip`, `zlib`.
+        compression: Compression,
     },
     /// At each tenth of the image the device acknowledged.
     UploadProgress {
@@ -98,8 +103,14 @@ pub enum Message {
         host: String,
         /// The address it answered from.
         address: String,
-        /// Bytes sent.
+        /// Bytes sent (as `bytes_sent`; kept for existing readers).
         bytes: u64,
+        /// Bytes sent over the air.
+        bytes_sent: u64,
+        /// The image's own size.
+        image_size: u64,
+        /// How the bytes sent were made: `none`, `gzip`, `zlib`.
+        compression: Compression,
         /// Seconds, to the millisecond.
         secs: f64,
         /// Bytes per second of the transfer.
@@ -188,6 +199,12 @@ pub struct DeviceSummary {
     pub error: Option<String>,
     /// Bytes sent (success only).
     pub bytes: Option<u64>,
+    /// Bytes sent over the air (success only).
+    pub bytes_sent: Option<u64>,
+    /// The image's own size.
+    pub image_size: u64,
+    /// How the bytes sent were made (of the last try).
+    pub compression: Compression,
     /// Seconds, to the millisecond.
     pub secs: f64,
     /// Bytes per second of the transfer (success only).
@@ -282,6 +299,9 @@ mod tests {
             host: "h".into(),
             address: "1.2.3.4:3232".into(),
             bytes: 1,
+            bytes_sent: 1,
+            image_size: 1,
+            compression: Compression::None,
             secs: 0.5,
             rate: 2.0,
             back_online,

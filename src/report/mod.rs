@@ -15,6 +15,7 @@ use indicatif::HumanBytes;
 
 pub use message::{DeviceSummary, Message, round3};
 
+use crate::encode::{Compression, Payload};
 use crate::error::{Error, UploadError};
 use crate::session::{Event, Outcome, Target};
 use arduino_ota::Command;
@@ -67,6 +68,8 @@ enum DeviceNote {
         md5: String,
         kind: Command,
         in_fleet: bool,
+        image_size: u64,
+        compression: Compression,
     },
     Event(Event),
     Verifying,
@@ -176,7 +179,7 @@ impl Reporter {
         &self,
         target: &Target,
         what: &str,
-        image: &[u8],
+        payload: &Payload,
         kind: Command,
         in_fleet: bool,
     ) -> SessionReport<'_> {
@@ -186,10 +189,12 @@ impl Reporter {
             DeviceNote::Started {
                 target: target.clone(),
                 what: what.to_string(),
-                size: image.len() as u64,
-                md5: arduino_ota::md5_hex(image),
+                size: payload.bytes.len() as u64,
+                md5: arduino_ota::md5_hex(&payload.bytes),
                 kind,
                 in_fleet,
+                image_size: payload.image_size,
+                compression: payload.compression,
             },
         ));
         SessionReport { reporter: self, id }
@@ -259,6 +264,16 @@ impl SessionReport<'_> {
     /// Ctrl-C ended the session: its bar goes; the command reports the interrupt.
     pub fn interrupted(self) {
         self.send(DeviceNote::Interrupted);
+    }
+
+    /// The device refused the compressed image: this session's bar goes, and
+    /// a warning says the image itself follows (a new session).
+    pub fn refused_compressed(self, device: &str, compression: Compression, why: &str) {
+        self.send(DeviceNote::Interrupted);
+        self.reporter.warn(format!(
+            "{device} refused the {} image ({why}): sending it uncompressed (compress = \"never\" in its config, or --no-compress, skips the try)",
+            compression.name()
+        ));
     }
 
     /// The session failed after `elapsed` (the summary's figure too).

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod compress;
 mod discover;
 mod emulator;
 mod errors;

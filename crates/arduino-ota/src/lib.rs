@@ -46,6 +46,21 @@
 //!    the last count on silence, then gives up), and when all bytes are in and
 //!    verified answers `OK`, else an error text ([`UpdateError`]); then it
 //!    reboots into the new image. [`ReplyStream`] reads that stream on the host.
+//!
+//! ## Compressed images
+//!
+//! What arrives may be a zlib stream of the image (RFC 1950, a window of at most
+//! 4 KiB, as `cargo ota --compress` sends it; its first bytes say so). The
+//! invitation's size and MD5 are those of the stream: the [`Transfer`] checks the
+//! count and the MD5 of the bytes received, as for any image. The flash sink
+//! (`esp::OtaSink`) inflates them as they arrive ([`decode`]: about 15 KiB of
+//! heap for the inflater's state and window) and runs the decoded bytes through
+//! the same stages as an image sent as it is ([`pipeline`]): the bootloader's
+//! checks (magic, segments, checksum, SHA-256, chip), the slot's size, the
+//! read-back of what was written. A stream that is cut, damaged (its Adler-32), or
+//! that inflates to more than the slot never activates; the device answers
+//! "Decompression Failed", "Not Enough Space" or "Could Not Activate The Firmware".
+//! An ESP8266 core (2.7.0 and later) takes gzip instead, and stores it as it is.
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! [`Stages`] holds the decoder, the checker and what the writer must read back;
-//! a sink ([`crate::esp::OtaSink`], [`crate::net::FileSink`]) owns the writer and
+//! a sink (`esp::OtaSink`, `net::FileSink`) owns the writer and
 //! runs its bytes through the stages. Nothing is activated unless every stage
 //! said yes, so a cut, damaged or foreign stream leaves the running image
 //! selected.

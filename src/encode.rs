@@ -1,0 +1,293 @@
+//! The stage between the image and the session: what goes over the air.
+//!
+//! An ESP8266 (Arduino core 2.7.0 and later) takes a gzip image as it is: its
+//! Updater stores the bytes, the invitation's size and MD5 are those of the gzip
+//! bytes, and eboot inflates them at boot; an older core refuses it at the end
+//! ("Magic byte is not 0xE9"), and `auto` then sends the image itself, once (see
+//! [`is_refusal_of_compression`]). The `arduino-ota` responder takes a zlib
+//! stream with a 4 KiB window and inflates it as it arrives (its RAM bound); an
+//! arduino-esp32 core takes neither and refuses the first 4 KiB ("Wrong Magic
+//! Byte"). So an ESP32-family image goes compressed with `always` (and, with
+//! `auto`, to a device known to inflate); `auto` sends it as it is otherwise.
+
+use std::io::Write;
+
+use arduino_ota::{Command, DeviceFailure, appimage};
+use serde::{Deserialize, Serialize};
+
+use crate::error::UploadError;
+
+/// The window `cargo ota` compresses zlib streams with: what the `arduino-ota`
+/// responder inflates with ([`arduino_ota::decode::WINDOW`]).
+pub const ZLIB_WINDOW_BITS: u8 = 12;
+
+/// The `compress` setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compress {
+    /// Compress app images; after a device's refusal, send the image itself
+    /// once (the default).
+    #[default]
+    Auto,
+    /// Compress app images; a refusal is the update's failure.
+    Always,
+    /// Send the image as it is.
+    Never,
+}
+
+/// What is sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    /// The image itself.
+    #[default]
+    None,
+    /// gzip (`gzip -9`), for the ESP8266's Updater.
+    Gzip,
+    /// zlib with a 4 KiB window, for the `arduino-ota` responder.
+    Zlib,
+}
+
+impl Compression {
+    /// The name in messages and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zlib => "zlib",
+        }
+    }
+}
+
+/// The bytes to send for an image.
+#[derive(Clone, Debug)]
+pub struct Payload {
+    /// What goes over the air (the invitation's size and MD5 are theirs).
+    pub bytes: Vec<u8>,
+    /// How they were made from the image.
+    pub compression: Compression,
+    /// The image's own size.
+    pub image_size: u64,
+}
+
+impl Payload {
+    /// The image as it is.
+    pub fn raw(image: &[u8]) -> Payload {
+        Payload {
+            bytes: image.to_vec(),
+            compression: Compression::None,
+            image_size: image.len() as u64,
+        }
+    }
+}
+
+/// How an image of `kind` is sent under `compress`: gzip for an ESP8266 app
+/// image; zlib for an ESP32-family one with `always`, or with `auto` when the
+/// device is known to inflate (`inflates`); nothing for a filesystem image or
+/// bytes that are neither.
+pub fn choose(image: &[u8], kind: Command, compress: Compress, inflates: bool) -> Compression {
+    if compress == Compress::Never || kind != Command::Flash {
+        return Compression::None;
+    }
+    if is_esp8266_image(image) {
+        Compression::Gzip
+    } else if appimage::check(image, None).is_ok() && (compress == Compress::Always || inflates) {
+        Compression::Zlib
+    } else {
+        Compression::None
+    }
+}
+
+/// An ESP8266 app image: the magic byte and an entry point in the ESP8266's
+/// IRAM (0x4010_0000..0x4011_0000), where no ESP32-family chip has one.
+pub fn is_esp8266_image(image: &[u8]) -> bool {
+    match image {
+        [0xe9, _, _, _, e0, e1, e2, e3, ..] => {
+            (0x4010_0000..0x4011_0000).contains(&u32::from_le_bytes([*e0, *e1, *e2, *e3]))
+        }
+        _ => false,
+    }
+}
+
+/// The bytes for `image` compressed as `compression`; the image itself when
+/// compressing does not make it smaller.
+pub fn encode(image: &[u8], compression: Compression) -> Payload {
+    let bytes = match compression {
+        Compression::None => return Payload::raw(image),
+        Compression::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(image).and_then(|_| e.finish())
+        }
+        Compression::Zlib => {
+            let c = flate2::Compress::new_with_window_bits(
+                flate2::Compression::best(),
+                true,
+                ZLIB_WINDOW_BITS,
+            );
+            let mut e = flate2::write::ZlibEncoder::new_with_compress(Vec::new(), c);
+            e.write_all(image).and_then(|_| e.finish())
+        }
+    }
+    .expect("compressing into memory cannot fail");
+    if bytes.len() >= image.len() {
+        return Payload::raw(image);
+    }
+    Payload {
+        bytes,
+        compression,
+        image_size: image.len() as u64,
+    }
+}
+
+/// Did the device refuse the compressed stream as such (its magic byte, or an
+/// inflater that could not take it), so that the image itself may do?
+pub fn is_refusal_of_compression(e: &UploadError) -> bool {
+    matches!(
+        e,
+        UploadError::DeviceError {
+            failure: Some(
+                DeviceFailure::WrongMagic
+                    | DeviceFailure::Decryption
+                    | DeviceFailure::Decompression
+            ),
+            ..
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// An ESP32-C3 app image that compresses about as firmware does.
+    fn esp32_image() -> Vec<u8> {
+        let code: Vec<u8> = (0..60_000u32)
+            .map(|i| (i % 251) as u8 ^ (i / 4096) as u8)
+            .collect();
+        appimage::build(5, 0x4200_0020, &[(0x4200_0020, &code)])
+    }
+
+    /// An ESP8266 image's start: the magic byte, one segment, DIO, 4 MB, an entry
+    /// point in IRAM (0x40101000), no extended header.
+    fn esp8266_image() -> Vec<u8> {
+        let mut image = vec![0xe9, 1, 2, 0x40, 0x00, 0x10, 0x10, 0x40];
+        image.extend((0..50_000u32).map(|i| (i % 97) as u8));
+        image
+    }
+
+    #[test]
+    fn each_image_gets_its_devices_encoding() {
+        let esp32 = esp32_image();
+        let esp8266 = esp8266_image();
+        let flash = Command::Flash;
+        assert_eq!(
+            choose(&esp32, flash, Compress::Auto, false),
+            Compression::None
+        );
+        assert_eq!(
+            choose(&esp32, flash, Compress::Auto, true),
+            Compression::Zlib
+        );
+        assert_eq!(
+            choose(&esp32, flash, Compress::Always, false),
+            Compression::Zlib
+        );
+        assert_eq!(
+            choose(&esp8266, flash, Compress::Auto, false),
+            Compression::Gzip
+        );
+        assert_eq!(
+            choose(&esp8266, flash, Compress::Never, false),
+            Compression::None
+        );
+        assert_eq!(
+            choose(&esp32, flash, Compress::Never, true),
+            Compression::None
+        );
+        assert_eq!(
+            choose(&esp32, Command::Filesystem, Compress::Always, true),
+            Compression::None
+        );
+        assert_eq!(
+            choose(b"littlefs", flash, Compress::Always, true),
+            Compression::None
+        );
+        assert!(is_esp8266_image(&esp8266));
+        assert!(!is_esp8266_image(&esp32));
+        assert!(!is_esp8266_image(&[0xe9, 1, 2]));
+    }
+
+    #[test]
+    fn gzip_is_what_gunzip_reads_back() {
+        let image = esp8266_image();
+        let p = encode(&image, Compression::Gzip);
+        assert_eq!(p.compression, Compression::Gzip);
+        assert_eq!(&p.bytes[..2], &[0x1f, 0x8b]);
+        assert!(p.bytes.len() < image.len() / 2, "{}", p.bytes.len());
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&p.bytes[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, image);
+    }
+
+    #[test]
+    fn zlib_is_what_the_responder_inflates() {
+        let image = esp32_image();
+        let p = encode(&image, Compression::Zlib);
+        assert_eq!(p.compression, Compression::Zlib);
+        assert_eq!(p.image_size, image.len() as u64);
+        // The header asks for a 4 KiB window.
+        assert_eq!(p.bytes[0], 0x48);
+        // The device crate's own inflater (miniz_oxide, not the compressor's
+        // zlib-rs) gives the image back.
+        let mut d = arduino_ota::decode::Decoder::new(true);
+        let mut back = Vec::new();
+        for piece in p.bytes.chunks(1460) {
+            d.push(piece, &mut |b| {
+                back.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap();
+        }
+        d.finish(&mut |_| Ok(())).unwrap();
+        assert_eq!(back, image);
+    }
+
+    #[test]
+    fn what_does_not_shrink_goes_as_it_is() {
+        let mut x = 7u32;
+        let noise: Vec<u8> = (0..5000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        let p = encode(&noise, Compression::Zlib);
+        assert_eq!(p.compression, Compression::None);
+        assert_eq!(p.bytes, noise);
+    }
+
+    #[test]
+    fn refusals_of_compression_are_told_from_other_failures() {
+        let device = "192.0.2.7:3232".parse().unwrap();
+        let err = |text: &str| UploadError::DeviceError {
+            device,
+            failure: DeviceFailure::parse(text),
+            text: text.into(),
+        };
+        assert!(is_refusal_of_compression(&err("Wrong Magic Byte")));
+        assert!(is_refusal_of_compression(&err(
+            "ERROR[10]: Magic byte is not 0xE9"
+        )));
+        assert!(is_refusal_of_compression(&err("Decompression Failed")));
+        assert!(!is_refusal_of_compression(&err("MD5 Check Failed")));
+        assert!(!is_refusal_of_compression(&err(
+            "Could Not Activate The Firmware"
+        )));
+    }
+}
