@@ -51,6 +51,7 @@ fn run(
     device_env: &str,
     device_args: &str,
     upload: &str,
+    upload_args: &str,
 ) -> Option<Outcome> {
     if !namespace(test) {
         return None;
@@ -61,7 +62,7 @@ fn run(
     let script = format!(
         r#"{setup}
 code=0
-{upload} '{BIN}' upload '{app}' --host {DEVICE} --message-format json || code=$?
+{upload} '{BIN}' upload '{app}' --host {DEVICE} --message-format json {upload_args} || code=$?
 echo "{{\"reason\":\"exit\",\"code\":$code}}"
 read ev <&3
 echo "$ev"
@@ -105,6 +106,7 @@ fn upload_to_the_smoltcp_device_is_byte_identical() {
         "",
         "",
         "",
+        "",
     ) else {
         return;
     };
@@ -121,6 +123,52 @@ fn upload_to_the_smoltcp_device_is_byte_identical() {
     assert_eq!(finished["host"], DEVICE);
 }
 
+/// A compressed upload of a 600 KB app image into the responder on smoltcp:
+/// fewer bytes on the wire, the exact image stored after inflation.
+#[test]
+fn a_compressed_upload_is_stored_inflated() {
+    // Code that compresses (runs that repeat within the 4 KiB window), and the
+    // responder's marker for the OTA guard.
+    let mut code: Vec<u8> = (0..600_000u32)
+        .map(|i| ((i % 251) ^ (i / 2048)) as u8)
+        .collect();
+    code.extend_from_slice(b"cargo-ota:ota-responder");
+    let data = arduino_ota::appimage::build(5, 0x4200_0020, &[(0x4200_0020, &code)]);
+    let Some(o) = run(
+        "a_compressed_upload_is_stored_inflated",
+        &data,
+        "",
+        "",
+        "",
+        "--compress",
+    ) else {
+        return;
+    };
+    assert_eq!(o.code, 0, "{:?}", o.lines);
+    let started = o
+        .lines
+        .iter()
+        .find(|l| l["reason"] == "upload-started")
+        .unwrap();
+    assert_eq!(started["compression"], "zlib");
+    let sent = started["size"].as_u64().unwrap();
+    assert!(
+        sent * 10 <= data.len() as u64 * 7,
+        "{sent} of {}",
+        data.len()
+    );
+    assert_eq!(o.device["event"], "update-ok", "{}", o.device);
+    assert_eq!(
+        o.device["size"], sent,
+        "the invitation's size is the stream's"
+    );
+    assert_eq!(
+        o.images,
+        vec![data],
+        "stored byte-identical after inflation"
+    );
+}
+
 #[test]
 fn password_with_each_challenge_scheme() {
     let data = image(50_000);
@@ -131,6 +179,7 @@ fn password_with_each_challenge_scheme() {
             "OTA_PW=tap-secret",
             &format!("--password-env OTA_PW --auth {scheme}"),
             "CARGO_OTA_PASSWORD=tap-secret",
+            "",
         ) else {
             return;
         };
@@ -151,6 +200,7 @@ fn wrong_password_is_exit_6_and_nothing_written() {
         "OTA_PW=right",
         "--password-env OTA_PW",
         "CARGO_OTA_PASSWORD=wrong",
+        "",
     ) else {
         return;
     };
