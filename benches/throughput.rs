@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use arduino_ota::net::SessionEnd;
 use cargo_ota::emulator::{Emulator, EmulatorConfig, EmulatorEvent, Flavor, LinkModel};
+use cargo_ota::encode::{Compression, encode};
 use cargo_ota::fleet;
 use cargo_ota::fleet::{FleetOptions, Planned};
 use cargo_ota::image::{ImageOptions, convert};
@@ -185,25 +186,7 @@ fn target_dir() -> PathBuf {
 /// private network namespace: this benchmark runs itself again under
 /// `unshare -n` with `--tap-row`, which prints one JSON line.
 fn smoltcp_row(rtt_ms: u64, image_len: usize, baseline_len: usize) -> Option<serde_json::Value> {
-    let build = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "-q",
-            "-p",
-            "arduino-ota",
-            "--example",
-            "tap-device",
-        ])
-        .args(["--features", "tap-device"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .ok()?;
-    if !build.success() {
-        eprintln!("smoltcp row skipped: the tap-device example did not build");
-        return None;
-    }
-    let tap = target_dir().join("release/examples/tap-device");
+    let tap = tap_example()?;
     let out = Command::new("unshare")
         .arg("-n")
         .arg(std::env::current_exe().ok()?)
@@ -219,11 +202,31 @@ fn smoltcp_row(rtt_ms: u64, image_len: usize, baseline_len: usize) -> Option<ser
     serde_json::from_slice(&out.stdout).ok()
 }
 
-/// Inside the namespace: a TAP interface, the device on it, both clients.
-fn tap_row(args: &[String]) {
-    let (tap, rtt_ms): (&str, u64) = (&args[0], args[1].parse().unwrap());
-    let image = sample_esp32c3(args[2].parse().unwrap());
-    let baseline_len: usize = args[3].parse().unwrap();
+/// The `tap-device` example, built in release.
+fn tap_example() -> Option<PathBuf> {
+    let build = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "arduino-ota",
+            "--example",
+            "tap-device",
+        ])
+        .args(["--features", "tap-device"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .ok()?;
+    if !build.success() {
+        eprintln!("smoltcp rows skipped: the tap-device example did not build");
+        return None;
+    }
+    Some(target_dir().join("release/examples/tap-device"))
+}
+
+/// Inside the namespace: a TAP interface and the device on it, `ready`.
+fn start_tap_device(tap: &str, rtt_ms: u64) -> std::process::Child {
     for cmd in [
         "ip link set lo up",
         "ip tuntap add dev tap0 mode tap",
@@ -252,6 +255,15 @@ fn tap_row(args: &[String]) {
         .read_line(&mut ready)
         .unwrap();
     assert!(ready.starts_with("ready"), "{ready}");
+    device
+}
+
+/// Inside the namespace: the device on TAP, both clients.
+fn tap_row(args: &[String]) {
+    let (tap, rtt_ms): (&str, u64) = (&args[0], args[1].parse().unwrap());
+    let image = sample_esp32c3(args[2].parse().unwrap());
+    let baseline_len: usize = args[3].parse().unwrap();
+    let mut device = start_tap_device(tap, rtt_ms);
     let addr: SocketAddr = "192.168.69.2:3232".parse().unwrap();
     let outcome = upload(
         &target(addr, "smoltcp"),
@@ -270,10 +282,111 @@ fn tap_row(args: &[String]) {
     );
 }
 
+/// One update of `image` sent as `compression` to `addr`: bytes on the wire and
+/// seconds from the invitation to the verdict.
+fn timed_update(addr: SocketAddr, image: &[u8], compression: Compression) -> (usize, f64) {
+    let payload = encode(image, compression);
+    assert_eq!(payload.compression, compression, "the image did not shrink");
+    let outcome = upload(
+        &target(addr, "compress"),
+        &payload.bytes,
+        &UploadOptions::default(),
+        &mut |_| {},
+    )
+    .expect("upload");
+    (payload.bytes.len(), outcome.elapsed.as_secs_f64())
+}
+
+/// Inside the namespace: the example firmware's image raw and compressed into
+/// the smoltcp device; one JSON line.
+fn tap_compress_row(args: &[String]) {
+    let (tap, rtt_ms): (&str, u64) = (&args[0], args[1].parse().unwrap());
+    let image = std::fs::read(&args[2]).unwrap();
+    let mut device = start_tap_device(tap, rtt_ms);
+    let addr: SocketAddr = "192.168.69.2:3232".parse().unwrap();
+    let raw = timed_update(addr, &image, Compression::None);
+    let zlib = timed_update(addr, &image, Compression::Zlib);
+    let _ = device.kill();
+    let _ = device.wait();
+    println!(
+        "{}",
+        json!({ "raw_bytes": raw.0, "raw_secs": raw.1, "zlib_bytes": zlib.0, "zlib_secs": zlib.1 })
+    );
+}
+
+/// The example firmware's app image (`examples/esp-hal-ota`, built for the
+/// ESP32-C3 by .ci/run or by hand), converted as `cargo ota` does.
+fn example_image() -> Option<Vec<u8>> {
+    let elf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/esp-hal-ota/target/riscv32imc-unknown-none-elf/release/esp-hal-ota");
+    let bytes = std::fs::read(&elf).ok()?;
+    let image = convert(&elf, &bytes, &ImageOptions::default(), &mut |_| {}).ok()?;
+    Some(image.data)
+}
+
+/// Compressed uploads against raw, at 20 ms: the emulated arduino-ota responder
+/// (its link model) and the smoltcp device over TAP. Rows: what, raw bytes and
+/// seconds, zlib bytes and seconds.
+fn compression_rows(image: &[u8]) -> Vec<serde_json::Value> {
+    let mut rows = Vec::new();
+    let emu = Emu::start(
+        BIN,
+        &[
+            "--flavor",
+            "arduino-ota",
+            "--link-rtt-ms",
+            "20",
+            "--link-window",
+            "5840",
+        ],
+    );
+    let raw = timed_update(emu.addr, image, Compression::None);
+    let zlib = timed_update(emu.addr, image, Compression::Zlib);
+    rows.push(json!({ "device": "emulator (arduino-ota, 20 ms, window 5840)", "raw_bytes": raw.0, "raw_secs": raw.1, "zlib_bytes": zlib.0, "zlib_secs": zlib.1 }));
+    let dir = tempfile_dir();
+    let path = dir.join("example.bin");
+    std::fs::write(&path, image).unwrap();
+    if let Some(tap) = tap_example() {
+        let out = Command::new("unshare")
+            .arg("-n")
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--tap-compress-row",
+                tap.to_str().unwrap(),
+                "20",
+                path.to_str().unwrap(),
+            ])
+            .stderr(Stdio::inherit())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {
+                let mut r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+                r["device"] = "smoltcp over TAP (20 ms, window 5840)".into();
+                rows.push(r);
+            }
+            _ => eprintln!(
+                "compression row on smoltcp skipped: no network namespace here (unshare -n)"
+            ),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    rows
+}
+
+/// A scratch directory under the target directory.
+fn tempfile_dir() -> PathBuf {
+    let dir = target_dir().join(format!("bench-compress-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--tap-row") {
         return tap_row(&args[i + 1..]);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--tap-compress-row") {
+        return tap_compress_row(&args[i + 1..]);
     }
     let quick = std::env::args().any(|a| a == "--quick");
     let image = sample_esp32c3(if quick { 256 } else { 1024 } * 1024);
@@ -443,7 +556,55 @@ fn main() {
         .filter(|r| r["rtt_ms"] == 20)
         .map(|r| r["vs_stop_and_wait"].as_f64().unwrap())
         .fold(f64::INFINITY, f64::min);
+    // Compressed uploads of the example firmware's image, when it was built.
+    let example = example_image();
+    let compression = example.as_deref().map(compression_rows).unwrap_or_default();
+    match &example {
+        Some(image) => {
+            println!(
+                "\ncompressed uploads: the example firmware's image ({} bytes), raw and zlib (4 KiB window)",
+                image.len()
+            );
+            println!(
+                "{:<42} {:>10} {:>7} {:>10} {:>7} {:>7} {:>7}",
+                "device", "raw B", "raw s", "zlib B", "zlib s", "bytes", "time"
+            );
+            for r in &compression {
+                let f = |k: &str| r[k].as_f64().unwrap();
+                println!(
+                    "{:<42} {:>10} {:>7.2} {:>10} {:>7.2} {:>6.1}% {:>6.1}%",
+                    r["device"].as_str().unwrap(),
+                    f("raw_bytes"),
+                    f("raw_secs"),
+                    f("zlib_bytes"),
+                    f("zlib_secs"),
+                    f("zlib_bytes") / f("raw_bytes") * 100.0,
+                    f("zlib_secs") / f("raw_secs") * 100.0
+                );
+            }
+        }
+        None => println!(
+            "\ncompressed uploads skipped: build examples/esp-hal-ota first (see its README)"
+        ),
+    }
+    let worst_ratio = compression
+        .iter()
+        .map(|r| r["zlib_bytes"].as_f64().unwrap() / r["raw_bytes"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let faster = compression
+        .iter()
+        .all(|r| r["zlib_secs"].as_f64().unwrap() < r["raw_secs"].as_f64().unwrap());
+
     let checks = [
+        (
+            "compressed example image: at most 0.70 of the raw bytes, and faster",
+            !compression.is_empty() && worst_ratio <= 0.70 && faster,
+            if compression.is_empty() {
+                "n/a (example not built)".into()
+            } else {
+                format!("{worst_ratio:.2} of the bytes, faster: {faster}")
+            },
+        ),
         (
             "every RTT: at least 90% of the model limit",
             worst_of_model >= 0.90,
@@ -500,6 +661,7 @@ fn main() {
         "window": WINDOW,
         "rows": rows,
         "smoltcp": smoltcp,
+        "compression": compression,
         "fleet": { "devices": fleet_size, "ok": fleet_ok, "secs": fleet_secs, "one_device_secs": one_secs },
         "cpu_secs_per_mib": cpu_per_mib,
         "peak_memory_kib_16mib": peak_kib,
