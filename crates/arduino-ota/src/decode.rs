@@ -205,14 +205,15 @@ impl Inflater {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use alloc::vec::Vec;
 
     use super::*;
 
-    /// A zlib stream of `data` with a 4 KiB window, as `cargo ota` makes it
-    /// (zlib-rs through flate2, a separate implementation from the inflater).
-    fn zlib(data: &[u8], window_bits: u8) -> Vec<u8> {
+    /// A zlib stream of `data` with a window of 2^`window_bits` (12: 4 KiB, as
+    /// `cargo ota` makes it), by zlib-rs through flate2: a separate
+    /// implementation from the inflater. The crate's tests share it.
+    pub(crate) fn zlib(data: &[u8], window_bits: u8) -> Vec<u8> {
         use std::io::Write;
         let compress =
             flate2::Compress::new_with_window_bits(flate2::Compression::best(), true, window_bits);

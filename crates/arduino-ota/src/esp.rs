@@ -524,14 +524,9 @@ mod tests {
         assert_eq!(written, image);
     }
 
-    /// A zlib stream with a 4 KiB window, as `cargo ota` sends it (flate2 on
-    /// zlib-rs: not the inflater's implementation).
+    /// A zlib stream with a 4 KiB window, as `cargo ota` sends it.
     fn zlib(data: &[u8]) -> Vec<u8> {
-        use std::io::Write;
-        let c = flate2::Compress::new_with_window_bits(flate2::Compression::best(), true, 12);
-        let mut e = flate2::write::ZlibEncoder::new_with_compress(Vec::new(), c);
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
+        crate::decode::tests::zlib(data, 12)
     }
 
     #[test]

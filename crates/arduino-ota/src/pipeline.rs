@@ -178,12 +178,7 @@ mod tests {
     }
 
     fn zlib(data: &[u8]) -> Vec<u8> {
-        use std::io::Write;
-        let compress =
-            flate2::Compress::new_with_window_bits(flate2::Compression::best(), true, 12);
-        let mut e = flate2::write::ZlibEncoder::new_with_compress(Vec::new(), compress);
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
+        crate::decode::tests::zlib(data, 12)
     }
 
     #[test]
