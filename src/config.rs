@@ -618,6 +618,24 @@ mod tests {
     }
 
     #[test]
+    fn compress_at_the_section_and_per_device() {
+        let s = read(json!({
+            "compress": "never",
+            "devices": { "shelf": { "host": "10.0.0.2", "compress": "always" } }
+        }))
+        .unwrap();
+        assert_eq!(s.settings.compress, Some(Compress::Never));
+        assert_eq!(s.devices["shelf"].compress, Some(Compress::Always));
+        let e = err(json!({ "compress": "yes" }));
+        assert!(
+            e.contains("package.metadata.ota.compress") && e.contains("auto, always, never"),
+            "{e}"
+        );
+        let e = err(json!({ "devices": { "d": { "host": "h", "compress": true } } }));
+        assert!(e.contains("package.metadata.ota.devices.d.compress"), "{e}");
+    }
+
+    #[test]
     fn errors_name_file_key_and_value() {
         let e = err(json!({ "prot": 3232 }));
         assert!(

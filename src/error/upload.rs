@@ -275,6 +275,10 @@ impl UploadError {
                 ..
             } => "the image was corrupted on the way; try again".into(),
             UploadError::DeviceError {
+                failure: Some(DeviceFailure::Decompression),
+                ..
+            } => "the device could not inflate the compressed image (nothing was activated): try again, or send it as it is with --no-compress (config: compress = \"never\")".into(),
+            UploadError::DeviceError {
                 failure:
                     Some(
                         DeviceFailure::WrongMagic
@@ -571,6 +575,15 @@ mod tests {
                 "device-error",
                 Some("app image for this chip"),
                 "Decryption error",
+            ),
+            row(
+                device_error("Decompression Failed"),
+                9,
+                "device-error",
+                Some(
+                    "could not inflate the compressed image (nothing was activated): try again, or send it as it is with --no-compress",
+                ),
+                "Decompression Failed",
             ),
             row(
                 device_error("ERROR[1]: Flash Write Failed"),
