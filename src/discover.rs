@@ -31,6 +31,21 @@ pub struct Found {
     pub board: Option<String>,
     /// Whether a password was set when the device started its responder.
     pub auth_upload: Option<bool>,
+    /// The compressed streams it inflates (the `ota_compress` TXT record of the
+    /// arduino-ota responder: `zlib`); `None` when absent (the Arduino cores).
+    pub compress: Option<String>,
+}
+
+/// The TXT record that says which compressed streams a device inflates.
+pub const COMPRESS_TXT: &str = "ota_compress";
+
+impl Found {
+    /// Does it inflate a zlib stream (`cargo ota`'s compressed upload)?
+    pub fn inflates_zlib(&self) -> bool {
+        self.compress
+            .as_deref()
+            .is_some_and(|c| c.split(',').any(|e| e.trim() == "zlib"))
+    }
 }
 
 fn daemon() -> Result<ServiceDaemon, Error> {
@@ -52,6 +67,31 @@ fn yes_no(v: Option<&str>) -> Option<bool> {
 
 /// Browse for `timeout`; `on_found` sees each device once, as it resolves.
 pub fn browse(timeout: Duration, mut on_found: impl FnMut(&Found)) -> Result<Vec<Found>, Error> {
+    browse_until(timeout, |d| {
+        on_found(d);
+        false
+    })
+}
+
+/// The device that announces itself as `host` (`name.local`, its host name or
+/// instance name), if one answers within `timeout`: what its TXT records say.
+pub fn lookup(host: &str, timeout: Duration) -> Option<Found> {
+    let want = host.trim_end_matches('.').to_ascii_lowercase();
+    let is_it = |d: &Found| {
+        d.hostname.to_ascii_lowercase() == want
+            || format!("{}.local", d.name.to_ascii_lowercase()) == want
+    };
+    browse_until(timeout, |d| is_it(d))
+        .ok()?
+        .into_iter()
+        .find(is_it)
+}
+
+/// Browse until `done` says so of a device, or for `timeout`.
+fn browse_until(
+    timeout: Duration,
+    mut done: impl FnMut(&Found) -> bool,
+) -> Result<Vec<Found>, Error> {
     let daemon = daemon()?;
     let events = daemon.browse(SERVICE).map_err(|e| UsageError::MdnsBrowse {
         detail: e.to_string(),
@@ -78,10 +118,14 @@ pub fn browse(timeout: Duration, mut on_found: impl FnMut(&Found)) -> Result<Vec
                 port: info.port,
                 board: info.get_property_val_str("board").map(str::to_string),
                 auth_upload: yes_no(info.get_property_val_str("auth_upload")),
+                compress: info.get_property_val_str(COMPRESS_TXT).map(str::to_string),
             };
             if found.get(&name) != Some(&device) {
-                on_found(&device);
+                let stop = done(&device);
                 found.insert(name, device);
+                if stop {
+                    break;
+                }
             }
         }
     }
@@ -129,21 +173,25 @@ impl Drop for Advertisement {
 }
 
 /// Register `name` as an ArduinoOTA device on `ip:port`, with the TXT records the
-/// cores publish.
+/// cores publish (and, for a device that inflates, `ota_compress`).
 pub fn advertise(
     name: &str,
     ip: IpAddr,
     port: u16,
     board: &str,
     auth: bool,
+    compress: Option<&str>,
 ) -> Result<Advertisement, Error> {
     let daemon = daemon()?;
-    let props = [
+    let mut props = vec![
         ("board", board),
         ("tcp_check", "no"),
         ("ssh_upload", "no"),
         ("auth_upload", if auth { "yes" } else { "no" }),
     ];
+    if let Some(c) = compress {
+        props.push((COMPRESS_TXT, c));
+    }
     let info = ServiceInfo::new(
         SERVICE,
         name,

@@ -65,6 +65,17 @@ pub struct DeviceResult {
     pub image_size: u64,
 }
 
+/// How long `auto` waits for a `.local` device's mDNS answer, to learn whether
+/// it inflates (the arduino-ota responder's `ota_compress` TXT record).
+pub const CAPABILITY_WAIT: Duration = Duration::from_millis(1500);
+
+/// Does the device at `host` say it inflates a zlib stream? Only a `.local`
+/// name can say (its mDNS TXT record); an address cannot.
+fn inflates(host: &str) -> bool {
+    host.trim_end_matches('.').ends_with(".local")
+        && crate::discover::lookup(host, CAPABILITY_WAIT).is_some_and(|d| d.inflates_zlib())
+}
+
 /// The number of sessions to run at once.
 pub fn jobs(requested: Option<usize>, devices: usize) -> usize {
     requested
@@ -107,9 +118,12 @@ pub fn run(
                     }
                     let mut options = p.options.clone();
                     options.host_port = worker_port(options.host_port, worker);
-                    // Which devices inflate is not learnt yet (mDNS, a memory
-                    // of earlier updates): `always` asks for it.
-                    let compression = encode::choose(image, options.command, p.compress, false);
+                    let compression = encode::choose(
+                        image,
+                        options.command,
+                        p.compress,
+                        p.compress == Compress::Auto && inflates(&p.target.host),
+                    );
                     let mut sent = payload(compression);
                     let (session, started, result) = loop {
                         let started = Instant::now();

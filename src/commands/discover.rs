@@ -25,7 +25,7 @@ pub fn discover_command(rep: &Reporter, args: &DiscoverArgs) -> Result<(), Error
         );
         return Ok(());
     }
-    let rows: Vec<[String; 5]> = found
+    let rows: Vec<[String; 6]> = found
         .iter()
         .map(|d| {
             [
@@ -42,10 +42,14 @@ pub fn discover_command(rep: &Reporter, args: &DiscoverArgs) -> Result<(), Error
                     Some(false) => "none".into(),
                     None => "?".into(),
                 },
+                d.compress.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
-    rep.table(&["name", "addresses", "port", "board", "auth"], &rows);
+    rep.table(
+        &["name", "addresses", "port", "board", "auth", "compress"],
+        &rows,
+    );
     let first = &found[0];
     let command = update_command(first);
     rep.status(

@@ -101,6 +101,8 @@ pub fn emulate_command(args: &EmulateArgs, env: &Environment) -> Result<(), Erro
             addr.port(),
             &args.board,
             cfg.password.is_some(),
+            // This crate's responder says it inflates; the cores say nothing.
+            (args.flavor == Flavor::ArduinoOta).then_some("zlib"),
         )?),
         None => None,
     };

@@ -285,6 +285,7 @@ mod tests {
             port: 3232,
             board: None,
             auth_upload: Some(true),
+            compress: None,
         });
         let v = serde_json::to_value(found).unwrap();
         assert_eq!(v["reason"], "device-found");

@@ -11,7 +11,12 @@ fn discover_and_resolve_local_in_a_namespace() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let image = cargo_ota_testkit::sample::sample_esp32c3(20_000);
+    // An app image that compresses, with the responder's marker (for the guard).
+    let mut code: Vec<u8> = (0..60_000u32)
+        .map(|i| ((i % 251) ^ (i / 2048)) as u8)
+        .collect();
+    code.extend_from_slice(b"cargo-ota:ota-responder");
+    let image = arduino_ota::appimage::build(5, 0x4200_0020, &[(0x4200_0020, &code)]);
     let app = write_file(dir.path(), "app.bin", &image);
     let d = dir.path().display();
     // Each emulator prints its address first: reading it from a FIFO waits for
@@ -20,7 +25,7 @@ fn discover_and_resolve_local_in_a_namespace() {
         r#"
 cd '{d}'
 mkfifo e1 e2
-'{BIN}' emulate --port 0 -q --mdns bench-1 --board esp32c3 --password pw > e1 & p1=$!
+'{BIN}' emulate --flavor arduino-ota --port 0 -q --mdns bench-1 --board esp32c3 --password pw --out '{d}/images' > e1 & p1=$!
 '{BIN}' emulate --flavor esp8266 --port 0 -q --mdns shelf-2 --board d1_mini > e2 & p2=$!
 trap 'kill $p1 $p2 2>/dev/null' EXIT
 exec 3<e1 4<e2
@@ -59,6 +64,8 @@ CARGO_OTA_PASSWORD=pw '{BIN}' upload '{app}' --host bench-1.local --port "${{a1#
     assert_eq!(bench["port"], port_of("bench"));
     assert_eq!(bench["board"], "esp32c3");
     assert_eq!(bench["auth_upload"], true);
+    // The arduino-ota responder says it inflates; an Arduino core says nothing.
+    assert_eq!(bench["compress"], "zlib");
     assert_eq!(bench["hostname"], "bench-1.local");
     assert_eq!(bench["addresses"][0], "127.0.0.1");
     let shelf = found
@@ -68,6 +75,7 @@ CARGO_OTA_PASSWORD=pw '{BIN}' upload '{app}' --host bench-1.local --port "${{a1#
     assert_eq!(shelf["port"], port_of("shelf"));
     assert_eq!(shelf["board"], "d1_mini");
     assert_eq!(shelf["auth_upload"], false);
+    assert!(shelf["compress"].is_null());
     let done = lines
         .iter()
         .find(|l| l["reason"] == "discover-finished")
@@ -97,6 +105,15 @@ CARGO_OTA_PASSWORD=pw '{BIN}' upload '{app}' --host bench-1.local --port "${{a1#
         .expect("upload by .local");
     assert_eq!(finished["host"], "bench-1.local");
     assert_eq!(finished["address"], addrs["bench"]);
+    // `auto` learnt from its TXT record that it inflates: zlib, and the device
+    // kept the exact image.
+    assert_eq!(finished["compression"], "zlib", "{finished}");
+    assert!(finished["bytes_sent"].as_u64() < finished["image_size"].as_u64());
+    let stored: Vec<_> = std::fs::read_dir(dir.path().join("images"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(stored, vec![image]);
 }
 
 /// `cargo ota upload --host HOST` inside the namespace, where no resolver and no

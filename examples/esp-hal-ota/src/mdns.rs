@@ -23,7 +23,9 @@ use crate::config::{CHIP, HOSTNAME, OTA_PASSWORD, OTA_PORT};
 /// Largest mDNS message handled (one Ethernet frame's UDP payload).
 const MESSAGE: usize = 1472;
 
-/// The TXT records the Arduino cores advertise with `_arduino._tcp`.
+/// The TXT records the Arduino cores advertise with `_arduino._tcp`, and
+/// `ota_compress`: the arduino-ota responder inflates a zlib stream, so
+/// `cargo ota` sends this device compressed images.
 const TXT: &[(&str, &str)] = &[
     ("board", CHIP),
     ("tcp_check", "no"),
@@ -32,6 +34,7 @@ const TXT: &[(&str, &str)] = &[
         "auth_upload",
         if OTA_PASSWORD.is_some() { "yes" } else { "no" },
     ),
+    ("ota_compress", "zlib"),
 ];
 
 #[embassy_executor::task]
