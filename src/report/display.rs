@@ -218,7 +218,16 @@ impl Display {
                             } else {
                                 format!("{} ({})", r.error.as_deref().unwrap_or("failed"), r.code)
                             },
-                            r.bytes.map_or("-".into(), |b| HumanBytes(b).to_string()),
+                            r.bytes.map_or("-".into(), |b| match r.compression {
+                                Compression::None => HumanBytes(b).to_string(),
+                                c => format!(
+                                    "{} of {} ({}, {:.0}%)",
+                                    HumanBytes(b),
+                                    HumanBytes(r.image_size),
+                                    c.name(),
+                                    100.0 * b as f64 / r.image_size.max(1) as f64
+                                ),
+                            }),
                             format!("{:.2} s", r.secs),
                             r.rate
                                 .map_or("-".into(), |b| format!("{}/s", HumanBytes(b as u64))),

@@ -167,3 +167,44 @@ fn the_arduino_ota_responder_inflates_zlib() {
     assert_eq!(core.next_event()["event"], "update-failed");
     assert!(core.written().is_empty());
 }
+
+/// espota.py's way (the image as it is, 1024 bytes per reply) still works
+/// against the responder that inflates: a raw image passes through its decoder.
+#[test]
+fn an_espota_style_client_is_unchanged_against_the_inflating_responder() {
+    let emu = Emu::start(&["--flavor", "arduino-ota", "--chip", "esp32c3"]);
+    let img = esp32c3_image(40_000);
+    cargo_ota_testkit::espota::stop_and_wait(emu.addr, std::net::Ipv4Addr::LOCALHOST.into(), &img);
+    let ev = emu.next_event();
+    assert_eq!(ev["event"], "update-ok", "{ev}");
+    assert_eq!(ev["md5"], arduino_ota::md5_hex(&img));
+    assert_eq!(std::fs::read(ev["path"].as_str().unwrap()).unwrap(), img);
+}
+
+/// A fleet's summary table shows both figures for a compressed upload.
+#[test]
+fn the_summary_shows_sent_and_image_bytes() {
+    use crate::support::fixture::{env_refs, fleet_fixture, real_cargo};
+    let inflating = Emu::start(&["--flavor", "arduino-ota"]);
+    let core = Emu::start(&[]);
+    let (f, _) = fleet_fixture(&[(&inflating, "compress = \"always\""), (&core, "")], "");
+    let dir = tempfile::tempdir().unwrap();
+    let img = esp32c3_image(100_000);
+    let file = write_file(dir.path(), "app.bin", &img);
+    let cargo = real_cargo();
+    let env = vec![("CARGO".to_string(), cargo)];
+    let r = crate::support::run_in(
+        f.root(),
+        &["upload", file.to_str().unwrap(), "--all", "--jobs", "1"],
+        &env_refs(&env),
+    );
+    r.assert_code(0);
+    let row = r
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("dev01") && l.contains("zlib, "))
+        .unwrap_or_else(|| panic!("no compressed row:\n{}", r.stderr));
+    assert!(row.contains(" of ") && row.contains('%'), "{row}");
+    assert_eq!(inflating.next_event()["event"], "update-ok");
+    assert_eq!(core.next_event()["event"], "update-ok");
+}
