@@ -79,6 +79,8 @@ pub mod profile;
 pub mod reply;
 pub mod responder;
 pub mod session;
+#[cfg(feature = "signature")]
+pub mod signature;
 pub mod sink;
 pub mod transfer;
 
