@@ -24,3 +24,4 @@ pub mod interrupt;
 pub mod report;
 pub mod session;
 pub mod settings;
+pub mod sign;

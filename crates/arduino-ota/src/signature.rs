@@ -71,8 +71,9 @@ impl core::fmt::Display for SignatureError {
     }
 }
 
-/// The CRC-32 (IEEE, as zlib's) of `data`.
-fn crc32(data: &[u8]) -> u32 {
+/// The CRC-32 (IEEE, as zlib's) of `data`: what a block's CRC field holds (of
+/// its first 1196 bytes).
+pub fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in data {
         crc ^= u32::from(b);
