@@ -1,22 +1,92 @@
 //! Signing an app image as ESP-IDF's Secure Boot V2 (and `espsecure sign-data
 //! --version 2`) signs it, so that a device that trusts the key's digest takes
-//! it (`arduino_ota::signature`). First step of #18: ECDSA P-256 keys in PEM
-//! (SEC1, as espsecure writes them, or PKCS#8); the settings, `cargo ota
-//! keygen` and RSA-3072 come next.
+//! it (`arduino_ota::signature`). Keys in PEM as espsecure writes them (RSA-3072
+//! in PKCS#1, ECDSA P-256 in SEC1) or in PKCS#8. The settings, `cargo ota
+//! keygen` and the device's use of it are the next steps of #18.
 
 use p256::SecretKey;
 use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use rsa::traits::PublicKeyParts;
+use rsa::{BoxedUint, Pss};
 use sha2::{Digest, Sha256};
 
-use arduino_ota::signature::{BLOCK, CURVE_P256, MAGIC, SECTOR, VERSION_ECDSA, crc32};
+use arduino_ota::signature::{BLOCK, CURVE_P256, MAGIC, SECTOR, VERSION_ECDSA, VERSION_RSA, crc32};
 
-/// Read an ECDSA P-256 private key from PEM (SEC1 or PKCS#8). The error says
-/// what the text is not; it never repeats the text.
-pub fn load_key(pem: &str) -> Result<SigningKey, String> {
-    SecretKey::from_pem(pem)
-        .map(SigningKey::from)
-        .map_err(|e| format!("not an ECDSA P-256 private key in PEM ({e})"))
+/// A signing key. `Debug` shows only its kind: a key is never printed.
+pub enum Key {
+    /// RSA-3072 (Secure Boot V2's first scheme).
+    Rsa(Box<rsa::PrivateKey>),
+    /// ECDSA P-256.
+    Ecdsa(SigningKey),
+}
+
+/// Read a private key from PEM: RSA-3072 (PKCS#1 or PKCS#8) or ECDSA P-256 (SEC1
+/// or PKCS#8). The error says what the text is not; it never repeats the text.
+pub fn load_key(pem: &str) -> Result<Key, String> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    if let Ok(k) = SecretKey::from_pem(pem) {
+        return Ok(Key::Ecdsa(SigningKey::from(k)));
+    }
+    let rsa = rsa::PrivateKey::from_pkcs1_pem(pem)
+        .or_else(|_| rsa::PrivateKey::from_pkcs8_pem(pem))
+        .map_err(|e| format!("not an RSA-3072 or ECDSA P-256 private key in PEM ({e})"))?;
+    if rsa.size() != 384 {
+        return Err(format!(
+            "an RSA key of {} bits: Secure Boot V2 signs with RSA-3072",
+            rsa.size() * 8
+        ));
+    }
+    Ok(Key::Rsa(Box::new(rsa)))
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Key::Rsa(_) => "Key::Rsa(<redacted>)",
+            Key::Ecdsa(_) => "Key::Ecdsa(<redacted>)",
+        })
+    }
+}
+
+impl Key {
+    /// The public key's fields as a signature block stores them.
+    fn fields(&self) -> Vec<u8> {
+        match self {
+            Key::Ecdsa(k) => key_fields(k.verifying_key()).to_vec(),
+            Key::Rsa(k) => rsa_fields(k),
+        }
+    }
+
+    /// The digest a device trusts the key by (`espsecure digest-sbv2-public-key`).
+    pub fn digest(&self) -> [u8; 32] {
+        Sha256::digest(self.fields()).into()
+    }
+}
+
+/// `n || e || rinv || mprime`, little-endian as the chip's RSA peripheral takes
+/// them: rinv = 2^6144 mod n, mprime = -n^-1 mod 2^32.
+fn rsa_fields(key: &rsa::PrivateKey) -> Vec<u8> {
+    let n = key.n();
+    let n_be = n.to_be_bytes();
+    let n_be = &n_be[n_be.len() - 384..];
+    let e = key.e().to_be_bytes();
+    let e = u32::from_be_bytes(e[e.len() - 4..].try_into().unwrap());
+    let rinv = BoxedUint::one_with_precision(6144 + 64).shl(6144).rem(n);
+    let rinv_be = rinv.to_be_bytes();
+    let rinv_be = &rinv_be[rinv_be.len() - 384..];
+    // n is odd: Newton's iteration doubles the correct low bits of its inverse.
+    let n0 = u32::from_be_bytes(n_be[380..384].try_into().unwrap());
+    let mut inv = n0;
+    for _ in 0..5 {
+        inv = inv.wrapping_mul(2u32.wrapping_sub(n0.wrapping_mul(inv)));
+    }
+    let mut out = le(n_be);
+    out.extend_from_slice(&e.to_le_bytes());
+    out.extend_from_slice(&le(rinv_be));
+    out.extend_from_slice(&inv.wrapping_neg().to_le_bytes());
+    out
 }
 
 /// A field little-endian, as the block stores it.
@@ -35,29 +105,40 @@ fn key_fields(key: &VerifyingKey) -> [u8; 65] {
     out
 }
 
-/// The digest a device trusts the key by (`espsecure digest-sbv2-public-key`).
-pub fn key_digest(key: &VerifyingKey) -> [u8; 32] {
-    Sha256::digest(key_fields(key)).into()
-}
-
-/// `image` padded with 0xFF to 4 KiB, then a signature sector with one ECDSA
-/// P-256 block by `key` (RFC 6979 signatures: the same bytes every time).
-pub fn sign(image: &[u8], key: &SigningKey) -> Vec<u8> {
+/// `image` padded with 0xFF to 4 KiB, then a signature sector with one block by
+/// `key` (ECDSA: RFC 6979, the same bytes every time; RSA-PSS: a random salt).
+pub fn sign(image: &[u8], key: &Key) -> Vec<u8> {
     let mut out = image.to_vec();
     out.resize(image.len().div_ceil(SECTOR) * SECTOR, 0xff);
     let digest: [u8; 32] = Sha256::digest(&out).into();
-    let signature: Signature = key
-        .sign_prehash(&digest)
-        .expect("a P-256 key signs any 32-byte digest");
-    let (r, s) = signature.split_bytes();
     let mut block = vec![0u8; BLOCK];
     block[0] = MAGIC;
-    block[1] = VERSION_ECDSA;
-    block[2] = 0; // SHA-256
     block[4..36].copy_from_slice(&digest);
-    block[36..101].copy_from_slice(&key_fields(key.verifying_key()));
-    block[101..133].copy_from_slice(&le(&r));
-    block[133..165].copy_from_slice(&le(&s));
+    match key {
+        Key::Ecdsa(k) => {
+            let signature: Signature = k
+                .sign_prehash(&digest)
+                .expect("a P-256 key signs any 32-byte digest");
+            let (r, s) = signature.split_bytes();
+            block[1] = VERSION_ECDSA;
+            block[2] = 0; // SHA-256
+            block[36..101].copy_from_slice(&key_fields(k.verifying_key()));
+            block[101..133].copy_from_slice(&le(&r));
+            block[133..165].copy_from_slice(&le(&s));
+        }
+        Key::Rsa(k) => {
+            let signature = k
+                .sign_with_rng(
+                    &mut getrandom::SysRng,
+                    Pss::<Sha256>::new_with_salt(32),
+                    &digest,
+                )
+                .expect("an RSA-3072 key signs a SHA-256 digest");
+            block[1] = VERSION_RSA;
+            block[36..812].copy_from_slice(&rsa_fields(k));
+            block[812..1196].copy_from_slice(&le(&signature));
+        }
+    }
     let crc = crc32(&block[..1196]);
     block[1196..1200].copy_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(&block);
@@ -92,89 +173,96 @@ mod tests {
     }
 
     #[test]
-    fn espsecure_verifies_what_cargo_ota_signs_with_its_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let Some(true) = espsecure(
-            d,
-            &[
-                "generate-signing-key",
-                "--version",
-                "2",
-                "--scheme",
-                "ecdsa256",
-                "key.pem",
-            ],
-        ) else {
-            return;
-        };
-        // espsecure's key (SEC1 PEM) loads here.
-        let key = load_key(&std::fs::read_to_string(d.join("key.pem")).unwrap()).unwrap();
-        let image: Vec<u8> = (0..70_000u32).map(|i| (i * 31 / 7) as u8).collect();
-        let signed = sign(&image, &key);
-        assert_eq!(signed.len(), 73_728 + 4096);
-        assert_eq!(&signed[..image.len()], &image[..]);
-        std::fs::write(d.join("signed.bin"), &signed).unwrap();
-        assert_eq!(
-            espsecure(
+    fn espsecure_verifies_what_cargo_ota_signs_with_its_keys() {
+        for scheme in ["ecdsa256", "rsa3072"] {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            let Some(true) = espsecure(
                 d,
                 &[
-                    "verify-signature",
+                    "generate-signing-key",
                     "--version",
                     "2",
-                    "--keyfile",
+                    "--scheme",
+                    scheme,
                     "key.pem",
-                    "signed.bin"
-                ]
-            ),
-            Some(true),
-            "espsecure refused the signature"
-        );
-        // The same key digest as espsecure's, and the device's check agrees.
-        assert_eq!(
-            espsecure(
-                d,
-                &[
-                    "digest-sbv2-public-key",
-                    "--keyfile",
-                    "key.pem",
-                    "-o",
-                    "key.dig"
-                ]
-            ),
-            Some(true)
-        );
-        let digest = std::fs::read(d.join("key.dig")).unwrap();
-        assert_eq!(digest, key_digest(key.verifying_key()));
-        assert_eq!(
-            arduino_ota::signature::verify(&signed, &[key_digest(key.verifying_key())]),
-            Ok(73_728)
-        );
-        // A tampered image fails espsecure's check too.
-        let mut bad = signed.clone();
-        bad[100] ^= 1;
-        std::fs::write(d.join("bad.bin"), &bad).unwrap();
-        assert_eq!(
-            espsecure(
-                d,
-                &[
-                    "verify-signature",
-                    "--version",
-                    "2",
-                    "--keyfile",
-                    "key.pem",
-                    "bad.bin"
-                ]
-            ),
-            Some(false)
-        );
+                ],
+            ) else {
+                return;
+            };
+            // espsecure's key (SEC1 or PKCS#1 PEM) loads here.
+            let key = load_key(&std::fs::read_to_string(d.join("key.pem")).unwrap()).unwrap();
+            let image: Vec<u8> = (0..70_000u32).map(|i| (i * 31 / 7) as u8).collect();
+            let signed = sign(&image, &key);
+            assert_eq!(signed.len(), 73_728 + 4096);
+            assert_eq!(&signed[..image.len()], &image[..]);
+            std::fs::write(d.join("signed.bin"), &signed).unwrap();
+            assert_eq!(
+                espsecure(
+                    d,
+                    &[
+                        "verify-signature",
+                        "--version",
+                        "2",
+                        "--keyfile",
+                        "key.pem",
+                        "signed.bin"
+                    ]
+                ),
+                Some(true),
+                "{scheme}: espsecure refused the signature"
+            );
+            // The same key digest as espsecure's, and the device's check agrees.
+            assert_eq!(
+                espsecure(
+                    d,
+                    &[
+                        "digest-sbv2-public-key",
+                        "--keyfile",
+                        "key.pem",
+                        "-o",
+                        "key.dig"
+                    ]
+                ),
+                Some(true)
+            );
+            let digest = std::fs::read(d.join("key.dig")).unwrap();
+            assert_eq!(digest, key.digest(), "{scheme}");
+            assert_eq!(
+                arduino_ota::signature::verify(&signed, &[key.digest()]),
+                Ok(73_728),
+                "{scheme}"
+            );
+            // A tampered image fails espsecure's check too.
+            let mut bad = signed.clone();
+            bad[100] ^= 1;
+            std::fs::write(d.join("bad.bin"), &bad).unwrap();
+            assert_eq!(
+                espsecure(
+                    d,
+                    &[
+                        "verify-signature",
+                        "--version",
+                        "2",
+                        "--keyfile",
+                        "key.pem",
+                        "bad.bin"
+                    ]
+                ),
+                Some(false),
+                "{scheme}"
+            );
+        }
     }
 
     #[test]
     fn a_key_that_is_not_one_says_so() {
         let e =
             load_key("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap_err();
-        assert!(e.starts_with("not an ECDSA P-256 private key"), "{e}");
+        assert!(
+            e.starts_with("not an RSA-3072 or ECDSA P-256 private key"),
+            "{e}"
+        );
         assert!(!e.contains("AAAA"), "{e}");
     }
 }

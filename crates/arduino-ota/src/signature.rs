@@ -7,18 +7,23 @@
 //! after them. A block (little-endian fields) is:
 //!
 //! ```text
+//! RSA-3072 (version 2): E7 02 00 00 | digest[32] | n[384] | e (u32) | rinv[384]
+//!   | mprime (u32) | signature[384]          (big numbers little-endian)
 //! ECDSA (version 3): E7 03 <sha: 0 = SHA-256> 00 | digest[32] | curve (2 = P-256)
 //!   | public key x[32] y[32] (little-endian) | r[32] s[32] (little-endian)
-//!   | zero to byte 1196 | CRC-32 of bytes 0..1196 | 16 bytes of padding
+//!   | zero to byte 1196
+//! then: CRC-32 of bytes 0..1196 | 16 bytes of padding
 //! ```
 //!
 //! `digest` is the SHA-256 of everything before the signature sector, and the
-//! signature is ECDSA over that digest. A key is trusted by its digest: the
-//! SHA-256 of `curve || x || y` as they stand in the block (what `espsecure
-//! digest-sbv2-public-key` writes and `cargo ota keygen` prints).
-//!
-//! This first step verifies ECDSA P-256 blocks (version 3); RSA-3072-PSS blocks
-//! (version 2) are recognised and reported as not supported yet.
+//! signature is RSA-PSS (SHA-256, MGF1, 32-byte salt) or ECDSA over that digest.
+//! A key is trusted by its digest: the SHA-256 of its fields as they stand in the
+//! block (RSA: `n || e || rinv || mprime`; ECDSA: `curve || x || y`), what
+//! `espsecure digest-sbv2-public-key` writes. `rinv` and `mprime` serve the
+//! chip's RSA peripheral; this check does not need them but the digest covers
+//! them. RSA blocks are checked with the feature `signature-rsa` (its
+//! big-number crate needs atomics, which the ESP32-C3 lacks); without it they
+//! are [`SignatureError::Unsupported`].
 
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::{Signature, VerifyingKey};
@@ -97,9 +102,49 @@ fn valid_block(block: &[u8]) -> bool {
             == crc32(&block[..SIGNED_PART])
 }
 
-/// The digest of the public key in an ECDSA P-256 block (curve, x, y as stored).
-fn ecdsa_key_digest(block: &[u8]) -> [u8; 32] {
-    Sha256::digest(&block[36..36 + 65]).into()
+/// The digest of the public key in a block (its fields as stored).
+fn key_digest(block: &[u8]) -> [u8; 32] {
+    let fields = if block[1] == VERSION_RSA {
+        &block[36..812]
+    } else {
+        &block[36..36 + 65]
+    };
+    Sha256::digest(fields).into()
+}
+
+/// A field stored little-endian, big-endian.
+#[cfg(feature = "signature-rsa")]
+fn reversed(le: &[u8]) -> alloc::vec::Vec<u8> {
+    le.iter().rev().copied().collect()
+}
+
+/// RSA-3072-PSS over `digest` by the key in `block`.
+#[cfg(feature = "signature-rsa")]
+fn verify_rsa(block: &[u8], digest: &[u8; 32]) -> Result<(), SignatureError> {
+    let bad = |_| SignatureError::BadSignature;
+    let n = rsa::BoxedUint::from_be_slice(&reversed(&block[36..420]), 3072).map_err(bad)?;
+    let e = u32::from_le_bytes(block[420..424].try_into().unwrap());
+    let e = rsa::BoxedUint::from_be_slice(&e.to_be_bytes(), 64).map_err(bad)?;
+    let key = rsa::PublicKey::new(n, e).map_err(|_| SignatureError::BadSignature)?;
+    key.verify(
+        rsa::Pss::<Sha256>::new_with_salt(32),
+        digest,
+        &reversed(&block[812..1196]),
+    )
+    .map_err(|_| SignatureError::BadSignature)
+}
+
+/// ECDSA P-256 over `digest` by the key in `block`.
+fn verify_ecdsa(block: &[u8], digest: &[u8; 32]) -> Result<(), SignatureError> {
+    let mut point = [0u8; 65];
+    point[0] = 0x04;
+    point[1..33].copy_from_slice(&be32(&block[37..69]));
+    point[33..65].copy_from_slice(&be32(&block[69..101]));
+    let key = VerifyingKey::from_sec1_bytes(&point).map_err(|_| SignatureError::BadSignature)?;
+    let sig = Signature::from_scalars(be32(&block[101..133]), be32(&block[133..165]))
+        .map_err(|_| SignatureError::BadSignature)?;
+    key.verify_prehash(digest, &sig)
+        .map_err(|_| SignatureError::BadSignature)
 }
 
 /// Reverse a little-endian field into a big-endian array.
@@ -128,28 +173,24 @@ pub fn verify(signed: &[u8], trusted: &[[u8; 32]]) -> Result<usize, SignatureErr
             continue;
         }
         seen = true;
-        if block[1] != VERSION_ECDSA || block[2] != 0 || block[36] != CURVE_P256 {
+        let ecdsa = block[1] == VERSION_ECDSA;
+        if (ecdsa && (block[2] != 0 || block[36] != CURVE_P256))
+            || (!ecdsa && cfg!(not(feature = "signature-rsa")))
+        {
             worst = SignatureError::Unsupported;
             continue;
         }
-        if !trusted.contains(&ecdsa_key_digest(block)) {
+        if !trusted.contains(&key_digest(block)) {
             continue;
         }
         if block[4..36] != digest {
             return Err(SignatureError::DigestMismatch);
         }
-        let mut point = [0u8; 65];
-        point[0] = 0x04;
-        point[1..33].copy_from_slice(&be32(&block[37..69]));
-        point[33..65].copy_from_slice(&be32(&block[69..101]));
-        let key =
-            VerifyingKey::from_sec1_bytes(&point).map_err(|_| SignatureError::BadSignature)?;
-        let sig = Signature::from_scalars(be32(&block[101..133]), be32(&block[133..165]))
-            .map_err(|_| SignatureError::BadSignature)?;
-        return key
-            .verify_prehash(&digest, &sig)
-            .map(|()| body)
-            .map_err(|_| SignatureError::BadSignature);
+        #[cfg(feature = "signature-rsa")]
+        if !ecdsa {
+            return verify_rsa(block, &digest).map(|()| body);
+        }
+        return verify_ecdsa(block, &digest).map(|()| body);
     }
     Err(if seen { worst } else { SignatureError::NoBlock })
 }

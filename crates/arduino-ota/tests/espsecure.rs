@@ -165,3 +165,86 @@ fn crc32fast_like(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[cfg(feature = "signature-rsa")]
+#[test]
+fn images_espsecure_signs_with_rsa_3072_verify() {
+    let dir = scratch("rsa");
+    let Some(()) = espsecure(
+        &dir,
+        &[
+            "generate-signing-key",
+            "--version",
+            "2",
+            "--scheme",
+            "rsa3072",
+            "key.pem",
+        ],
+    ) else {
+        return;
+    };
+    espsecure(
+        &dir,
+        &[
+            "generate-signing-key",
+            "--version",
+            "2",
+            "--scheme",
+            "ecdsa256",
+            "other.pem",
+        ],
+    );
+    std::fs::write(dir.join("app.bin"), image(70_001)).unwrap();
+    espsecure(
+        &dir,
+        &[
+            "sign-data",
+            "--version",
+            "2",
+            "--keyfile",
+            "key.pem",
+            "-o",
+            "signed.bin",
+            "app.bin",
+        ],
+    );
+    espsecure(
+        &dir,
+        &[
+            "digest-sbv2-public-key",
+            "--keyfile",
+            "key.pem",
+            "-o",
+            "key.dig",
+        ],
+    );
+    espsecure(
+        &dir,
+        &[
+            "digest-sbv2-public-key",
+            "--keyfile",
+            "other.pem",
+            "-o",
+            "other.dig",
+        ],
+    );
+    let signed = std::fs::read(dir.join("signed.bin")).unwrap();
+    let digest =
+        |name: &str| -> [u8; 32] { std::fs::read(dir.join(name)).unwrap().try_into().unwrap() };
+    let (key, other) = (digest("key.dig"), digest("other.dig"));
+    assert_eq!(verify(&signed, &[key]), Ok(73_728));
+    assert_eq!(verify(&signed, &[other]), Err(SignatureError::UntrustedKey));
+    let mut tampered = signed.clone();
+    tampered[1000] ^= 0x80;
+    assert_eq!(
+        verify(&tampered, &[key]),
+        Err(SignatureError::DigestMismatch)
+    );
+    let block = signed.len() - 4096;
+    let mut forged = signed.clone();
+    forged[block + 900] ^= 1; // in the signature
+    let crc = crc32fast_like(&forged[block..block + 1196]);
+    forged[block + 1196..block + 1200].copy_from_slice(&crc.to_le_bytes());
+    assert_eq!(verify(&forged, &[key]), Err(SignatureError::BadSignature));
+    let _ = std::fs::remove_dir_all(&dir);
+}
