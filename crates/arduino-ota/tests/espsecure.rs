@@ -52,96 +52,76 @@ fn image(len: usize) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn images_espsecure_signs_with_ecdsa_p256_verify() {
-    let dir = scratch("ecdsa");
-    let Some(()) = espsecure(
-        &dir,
-        &[
-            "generate-signing-key",
-            "--version",
-            "2",
-            "--scheme",
-            "ecdsa256",
-            "key.pem",
-        ],
-    ) else {
-        return;
-    };
-    espsecure(
-        &dir,
-        &[
-            "generate-signing-key",
-            "--version",
-            "2",
-            "--scheme",
-            "ecdsa256",
-            "other.pem",
-        ],
-    );
-    std::fs::write(dir.join("app.bin"), image(100_000)).unwrap();
-    espsecure(
-        &dir,
-        &[
-            "sign-data",
-            "--version",
-            "2",
-            "--keyfile",
-            "key.pem",
-            "-o",
-            "signed.bin",
-            "app.bin",
-        ],
-    );
-    espsecure(
-        &dir,
-        &[
-            "digest-sbv2-public-key",
-            "--keyfile",
-            "key.pem",
-            "-o",
-            "key.dig",
-        ],
-    );
-    espsecure(
-        &dir,
-        &[
-            "digest-sbv2-public-key",
-            "--keyfile",
-            "other.pem",
-            "-o",
-            "other.dig",
-        ],
-    );
-    let signed = std::fs::read(dir.join("signed.bin")).unwrap();
-    let digest =
-        |name: &str| -> [u8; 32] { std::fs::read(dir.join(name)).unwrap().try_into().unwrap() };
-    let (key, other) = (digest("key.dig"), digest("other.dig"));
+/// espsecure's own key (`scheme`) and another, an image of `len` bytes signed
+/// with the first: the signed bytes and both key digests. `None` where espsecure
+/// is not installed.
+fn signed_by_espsecure(
+    test: &str,
+    scheme: &str,
+    len: usize,
+) -> Option<(Vec<u8>, [u8; 32], [u8; 32])> {
+    let dir = scratch(test);
+    for (key, scheme) in [("key", scheme), ("other", "ecdsa256")] {
+        let pem = format!("{key}.pem");
+        espsecure(
+            &dir,
+            &[
+                "generate-signing-key",
+                "--version",
+                "2",
+                "--scheme",
+                scheme,
+                &pem,
+            ],
+        )?;
+        let dig = format!("{key}.dig");
+        espsecure(
+            &dir,
+            &["digest-sbv2-public-key", "--keyfile", &pem, "-o", &dig],
+        )?;
+    }
+    std::fs::write(dir.join("app.bin"), image(len)).unwrap();
+    let sign = [
+        "sign-data",
+        "--version",
+        "2",
+        "--keyfile",
+        "key.pem",
+        "-o",
+        "signed.bin",
+        "app.bin",
+    ];
+    espsecure(&dir, &sign)?;
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    let digest = |name: &str| -> [u8; 32] { read(name).try_into().unwrap() };
+    let out = (read("signed.bin"), digest("key.dig"), digest("other.dig"));
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(out)
+}
 
-    // Trusted: the image (padded to 4 KiB) precedes the sector.
-    assert_eq!(verify(&signed, &[other, key]), Ok(102_400));
-    // Another key's digest only: not trusted.
-    assert_eq!(verify(&signed, &[other]), Err(SignatureError::UntrustedKey));
-    // One byte of the image changed: the digest no longer matches.
-    let mut tampered = signed.clone();
-    tampered[50_000] ^= 1;
+/// What every scheme must show: the signed image verifies with its key's
+/// digest; another key's digest is untrusted; a changed image byte is a digest
+/// mismatch; a changed signature byte (its CRC mended, as an attacker would)
+/// does not verify, and without the CRC mended there is no valid block; a cut
+/// sector is refused.
+fn check(signed: &[u8], key: [u8; 32], other: [u8; 32], body: usize, sig_at: usize) {
+    assert_eq!(verify(signed, &[other, key]), Ok(body));
+    assert_eq!(verify(signed, &[other]), Err(SignatureError::UntrustedKey));
+    let mut tampered = signed.to_vec();
+    tampered[body / 2] ^= 1;
     assert_eq!(
         verify(&tampered, &[key]),
         Err(SignatureError::DigestMismatch)
     );
-    // One byte of the signature changed (and the block's CRC mended, as an
-    // attacker would): the signature does not verify.
-    let mut forged = signed.clone();
     let block = signed.len() - 4096;
-    forged[block + 120] ^= 1;
+    let mut forged = signed.to_vec();
+    forged[block + sig_at] ^= 1;
     let crc = crc32fast_like(&forged[block..block + 1196]);
     forged[block + 1196..block + 1200].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(verify(&forged, &[key]), Err(SignatureError::BadSignature));
-    // Without the CRC mended: no valid block at all.
-    let mut broken = signed.clone();
-    broken[block + 120] ^= 1;
+    let mut broken = signed.to_vec();
+    broken[block + sig_at] ^= 1;
     assert_eq!(verify(&broken, &[key]), Err(SignatureError::NoBlock));
-    // The sector cut off: not signed.
     assert_eq!(
         verify(&signed[..block], &[key]),
         Err(SignatureError::NoBlock)
@@ -150,7 +130,25 @@ fn images_espsecure_signs_with_ecdsa_p256_verify() {
         verify(&signed[..block + 100], &[key]),
         Err(SignatureError::NotSigned)
     );
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn images_espsecure_signs_with_ecdsa_p256_verify() {
+    let Some((signed, key, other)) = signed_by_espsecure("ecdsa", "ecdsa256", 100_000) else {
+        return;
+    };
+    // The image padded to 4 KiB precedes the sector; r sits at byte 101 of the block.
+    check(&signed, key, other, 102_400, 120);
+}
+
+#[cfg(feature = "signature-rsa")]
+#[test]
+fn images_espsecure_signs_with_rsa_3072_verify() {
+    let Some((signed, key, other)) = signed_by_espsecure("rsa", "rsa3072", 70_001) else {
+        return;
+    };
+    // The RSA signature sits at bytes 812..1196 of the block.
+    check(&signed, key, other, 73_728, 900);
 }
 
 /// zlib's CRC-32, written here again so the test does not lean on the module's.
@@ -164,87 +162,4 @@ fn crc32fast_like(data: &[u8]) -> u32 {
         }
     }
     !crc
-}
-
-#[cfg(feature = "signature-rsa")]
-#[test]
-fn images_espsecure_signs_with_rsa_3072_verify() {
-    let dir = scratch("rsa");
-    let Some(()) = espsecure(
-        &dir,
-        &[
-            "generate-signing-key",
-            "--version",
-            "2",
-            "--scheme",
-            "rsa3072",
-            "key.pem",
-        ],
-    ) else {
-        return;
-    };
-    espsecure(
-        &dir,
-        &[
-            "generate-signing-key",
-            "--version",
-            "2",
-            "--scheme",
-            "ecdsa256",
-            "other.pem",
-        ],
-    );
-    std::fs::write(dir.join("app.bin"), image(70_001)).unwrap();
-    espsecure(
-        &dir,
-        &[
-            "sign-data",
-            "--version",
-            "2",
-            "--keyfile",
-            "key.pem",
-            "-o",
-            "signed.bin",
-            "app.bin",
-        ],
-    );
-    espsecure(
-        &dir,
-        &[
-            "digest-sbv2-public-key",
-            "--keyfile",
-            "key.pem",
-            "-o",
-            "key.dig",
-        ],
-    );
-    espsecure(
-        &dir,
-        &[
-            "digest-sbv2-public-key",
-            "--keyfile",
-            "other.pem",
-            "-o",
-            "other.dig",
-        ],
-    );
-    let signed = std::fs::read(dir.join("signed.bin")).unwrap();
-    let digest =
-        |name: &str| -> [u8; 32] { std::fs::read(dir.join(name)).unwrap().try_into().unwrap() };
-    let (key, other) = (digest("key.dig"), digest("other.dig"));
-    assert_eq!(verify(&signed, &[key]), Ok(73_728));
-    assert_eq!(verify(&signed, &[other]), Err(SignatureError::UntrustedKey));
-    let mut tampered = signed.clone();
-    tampered[1000] ^= 0x80;
-    assert_eq!(
-        verify(&tampered, &[key]),
-        Err(SignatureError::DigestMismatch)
-    );
-    let block = signed.len() - 4096;
-    let mut forged = signed.clone();
-    forged[block + 900] ^= 1; // in the signature
-    let crc = crc32fast_like(&forged[block..block + 1196]);
-    forged[block + 1196..block + 1200].copy_from_slice(&crc.to_le_bytes());
-    assert_eq!(verify(&forged, &[key]), Err(SignatureError::BadSignature));
-    let _ = std::fs::remove_dir_all(&dir);
 }
