@@ -350,6 +350,11 @@ pub struct EmulateArgs {
     /// The chip images must be built for (e.g. esp32c3) [default: any ESP32-family].
     #[arg(long, value_name = "CHIP")]
     pub chip: Option<String>,
+    /// Accept only images signed by this key, as the arduino-ota responder built
+    /// with trusted keys does: a key file (public or private PEM) or the key's
+    /// digest in hex (as `cargo ota keygen` prints it). Repeat for more keys.
+    #[arg(long, value_name = "KEY")]
+    pub require_signature: Vec<String>,
     /// ESP32 receive timeout in ms (ArduinoOTA.setTimeout).
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub rx_timeout_ms: u64,

@@ -50,6 +50,9 @@ pub mod exit {
     /// Reading or writing on this host failed, and the user's input did not
     /// cause it (permissions, a full disk, a socket on 127.0.0.1).
     pub const IO: i32 = 10;
+    /// The device refused the image's signature: unsigned, signed with a key
+    /// it does not trust, or changed after signing. Nothing was activated.
+    pub const SIGNATURE: i32 = 11;
     /// Interrupted (Ctrl-C).
     pub const INTERRUPTED: i32 = 130;
 }

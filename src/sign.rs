@@ -55,7 +55,7 @@ impl Key {
     fn fields(&self) -> Vec<u8> {
         match self {
             Key::Ecdsa(k) => key_fields(k.verifying_key()).to_vec(),
-            Key::Rsa(k) => rsa_fields(k),
+            Key::Rsa(k) => rsa_fields(k.as_ref()),
         }
     }
 
@@ -65,9 +65,38 @@ impl Key {
     }
 }
 
+/// The digest a device trusts a key by, from what a user names: 64 hex digits
+/// (the digest itself, as `cargo ota keygen` prints it), or a public or private
+/// key in PEM (ECDSA P-256 or RSA-3072). Private key text is never repeated.
+pub fn trusted_digest(text: &str) -> Result<[u8; 32], String> {
+    use p256::pkcs8::DecodePublicKey;
+    let t = text.trim();
+    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut d = [0u8; 32];
+        hex::decode_to_slice(t, &mut d).map_err(|e| e.to_string())?;
+        return Ok(d);
+    }
+    if let Ok(k) = p256::PublicKey::from_public_key_pem(t) {
+        return Ok(Sha256::digest(key_fields(&VerifyingKey::from(k))).into());
+    }
+    if let Ok(k) = rsa::PublicKey::from_public_key_pem(t) {
+        if k.size() != 384 {
+            return Err(format!(
+                "an RSA key of {} bits: Secure Boot V2 signs with RSA-3072",
+                k.size() * 8
+            ));
+        }
+        return Ok(Sha256::digest(rsa_fields(&k)).into());
+    }
+    if t.contains("PRIVATE KEY") {
+        return load_key(t).map(|k| k.digest());
+    }
+    Err("neither a key digest (64 hex digits) nor an ECDSA P-256 or RSA-3072 key in PEM".into())
+}
+
 /// `n || e || rinv || mprime`, little-endian as the chip's RSA peripheral takes
 /// them: rinv = 2^6144 mod n, mprime = -n^-1 mod 2^32.
-fn rsa_fields(key: &rsa::PrivateKey) -> Vec<u8> {
+fn rsa_fields(key: &impl PublicKeyParts) -> Vec<u8> {
     let n = key.n();
     let n_be = n.to_be_bytes();
     let n_be = &n_be[n_be.len() - 384..];
@@ -135,7 +164,7 @@ pub fn sign(image: &[u8], key: &Key) -> Vec<u8> {
                 )
                 .expect("an RSA-3072 key signs a SHA-256 digest");
             block[1] = VERSION_RSA;
-            block[36..812].copy_from_slice(&rsa_fields(k));
+            block[36..812].copy_from_slice(&rsa_fields(k.as_ref()));
             block[812..1196].copy_from_slice(&le(&signature));
         }
     }
@@ -228,6 +257,27 @@ mod tests {
             );
             let digest = std::fs::read(d.join("key.dig")).unwrap();
             assert_eq!(digest, key.digest(), "{scheme}");
+            // What `emulate --require-signature` takes: the public key espsecure
+            // extracts, the private key, the digest in hex: one digest.
+            assert_eq!(
+                espsecure(
+                    d,
+                    &[
+                        "extract-public-key",
+                        "--version",
+                        "2",
+                        "--keyfile",
+                        "key.pem",
+                        "pub.pem"
+                    ]
+                ),
+                Some(true)
+            );
+            let public = std::fs::read_to_string(d.join("pub.pem")).unwrap();
+            let private = std::fs::read_to_string(d.join("key.pem")).unwrap();
+            for named in [public, private, hex::encode(&digest)] {
+                assert_eq!(trusted_digest(&named).unwrap()[..], digest[..], "{scheme}");
+            }
             assert_eq!(
                 arduino_ota::signature::verify(&signed, &[key.digest()]),
                 Ok(73_728),
@@ -264,5 +314,16 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("AAAA"), "{e}");
+        for text in [
+            "",
+            "12ab",
+            &"g".repeat(64),
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n",
+        ] {
+            let e = trusted_digest(text).unwrap_err();
+            assert!(e.starts_with("neither a key digest"), "{text:?}: {e}");
+        }
+        let e = trusted_digest("-----BEGIN EC PRIVATE KEY-----\nSECRET\n").unwrap_err();
+        assert!(!e.contains("SECRET"), "{e}");
     }
 }

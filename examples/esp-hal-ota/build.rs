@@ -9,6 +9,20 @@ fn main() {
     println!("cargo:rustc-link-arg=-Tlinkall.x");
     println!("cargo:rerun-if-changed=build.rs");
 
+    // OTA_TRUSTED_KEY: a key digest, checked here so a typo says what it is.
+    println!("cargo:rerun-if-env-changed=OTA_TRUSTED_KEY");
+    if let Ok(key) = env::var("OTA_TRUSTED_KEY")
+        && !key.is_empty()
+        && (key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        eprintln!(
+            "error: OTA_TRUSTED_KEY must be a key digest of 64 hex digits, as `cargo ota keygen` \
+             prints it (got {} characters)",
+            key.len()
+        );
+        std::process::exit(1);
+    }
+
     // The firmware reads WIFI_SSID with option_env!, so it builds without it, but
     // then it never joins a network and cannot take another OTA update: say so.
     println!("cargo:rerun-if-env-changed=WIFI_SSID");

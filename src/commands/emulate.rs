@@ -43,6 +43,14 @@ pub fn emulate_command(args: &EmulateArgs, env: &Environment) -> Result<(), Erro
                 .ok_or_else(|| UsageError::EmulatorChip { name: chip.clone() })?,
         );
     }
+    if !args.require_signature.is_empty() {
+        let digests = args
+            .require_signature
+            .iter()
+            .map(|given| trusted(given))
+            .collect::<Result<Vec<_>, _>>()?;
+        cfg.trusted_keys = Some(digests);
+    }
     cfg.rx_timeout = Duration::from_millis(args.rx_timeout_ms.max(1));
     if args.link_window == 0 {
         return Err(UsageError::LinkWindowZero.into());
@@ -121,6 +129,21 @@ pub fn emulate_command(args: &EmulateArgs, env: &Environment) -> Result<(), Erro
             std::io::ErrorKind::Interrupted => Error::Interrupted,
             _ => IoError::EmulatorSocket { source }.into(),
         })
+}
+
+/// The digest of the key `given` names: 64 hex digits, or a PEM file.
+fn trusted(given: &str) -> Result<[u8; 32], UsageError> {
+    let error = |detail: String| UsageError::TrustedKey {
+        given: given.to_string(),
+        detail,
+    };
+    let is_digest = given.len() == 64 && given.bytes().all(|b| b.is_ascii_hexdigit());
+    let text = if is_digest {
+        given.to_string()
+    } else {
+        fs::read_to_string(given).map_err(|e| error(format!("cannot read it: {e}")))?
+    };
+    crate::sign::trusted_digest(&text).map_err(error)
 }
 
 pub fn describe_event(e: &EmulatorEvent) -> String {

@@ -102,6 +102,9 @@ pub struct EmulatorConfig {
     pub partition_size: Option<u32>,
     /// The chip id images must carry; `None`: any ESP32-family chip.
     pub chip: Option<u16>,
+    /// Accept only images signed by these keys (their digests), as the
+    /// arduino-ota responder with trusted keys does; `None`: not checked.
+    pub trusted_keys: Option<Vec<[u8; 32]>>,
     /// ESP32's receive timeout (`ArduinoOTA.setTimeout`), default 1 s.
     pub rx_timeout: Duration,
     /// Round-trip time, receive window and flash rate.
@@ -129,6 +132,7 @@ impl EmulatorConfig {
             once: false,
             partition_size: None,
             chip: None,
+            trusted_keys: None,
             rx_timeout: Duration::from_secs(1),
             link: LinkModel::default(),
             faults: Faults::default(),
@@ -280,6 +284,7 @@ impl Emulator {
         // This crate's responder inflates a zlib stream; the cores do not.
         file.inflate = config.flavor == Flavor::ArduinoOta;
         file.chip = config.chip;
+        file.trusted_keys = config.trusted_keys.clone();
         let sink = EmulatorSink {
             file,
             error_at_end: config.faults.error_at_end.clone(),

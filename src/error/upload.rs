@@ -4,7 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use arduino_ota::{AuthScheme, DeviceFailure};
+use arduino_ota::{AuthScheme, DeviceFailure, SignatureError};
 
 use super::exit;
 
@@ -162,6 +162,10 @@ impl UploadError {
             | UploadError::AuthMismatch { .. } => exit::AUTH,
             UploadError::NoConnectBack { .. } => exit::NO_CONNECT_BACK,
             UploadError::Stalled { .. } | UploadError::ConnectionLost { .. } => exit::TRANSFER,
+            UploadError::DeviceError {
+                failure: Some(DeviceFailure::Signature),
+                ..
+            } => exit::SIGNATURE,
             UploadError::Refused { .. } | UploadError::DeviceError { .. } => exit::DEVICE_ERROR,
             UploadError::Interrupted => exit::INTERRUPTED,
         }
@@ -180,6 +184,10 @@ impl UploadError {
             UploadError::NoConnectBack { .. } => "no-connect-back",
             UploadError::Stalled { .. } => "stalled",
             UploadError::ConnectionLost { .. } => "connection-lost",
+            UploadError::DeviceError {
+                failure: Some(DeviceFailure::Signature),
+                ..
+            } => "signature-refused",
             UploadError::DeviceError { .. } => "device-error",
             UploadError::Interrupted => "interrupted",
         }
@@ -287,11 +295,36 @@ impl UploadError {
                     ),
                 ..
             } => "the device rejected the image: check that it is an app image for this chip".into(),
+            UploadError::DeviceError {
+                failure: Some(DeviceFailure::Signature),
+                text,
+                ..
+            } => signature_hint(SignatureError::parse(text)).into(),
             UploadError::DeviceError { .. } => return None,
             UploadError::Interrupted => {
                 "the device drops the partial update and keeps running its current firmware".into()
             }
         })
+    }
+}
+
+/// What to do when the device refused the image's signature (nothing was
+/// activated in any case).
+fn signature_hint(why: Option<SignatureError>) -> &'static str {
+    match why {
+        Some(SignatureError::NotSigned | SignatureError::NoBlock) => {
+            "the device accepts only signed images: name your key with `signing-key` in [package.metadata.ota] (or --sign KEY); `cargo ota keygen` makes one, and the firmware must trust its digest"
+        }
+        Some(SignatureError::UntrustedKey) => {
+            "the image is signed with a key this device does not trust: sign with the key whose digest is built into its firmware (`cargo ota -v` shows the digest of the key in use), or flash firmware that trusts this key over serial"
+        }
+        Some(SignatureError::DigestMismatch | SignatureError::BadSignature) => {
+            "the image the device received is not the one that was signed: it was changed on the way (or by someone between this host and the device); nothing was activated: try again, and check the network path if it repeats"
+        }
+        Some(SignatureError::Unsupported) => {
+            "the device cannot check this kind of signature: ESP32-C3 firmware checks ECDSA P-256 only; sign with an ECDSA key (`cargo ota keygen --scheme ecdsa256`), or build the firmware with arduino-ota's `signature-rsa` feature"
+        }
+        None => "the device refused the image's signature: sign it with the key the device trusts",
     }
 }
 
@@ -584,6 +617,59 @@ mod tests {
                     "could not inflate the compressed image (nothing was activated): try again, or send it as it is with --no-compress",
                 ),
                 "Decompression Failed",
+            ),
+            row(
+                device_error("Signature verification failed: the image has no signature sector"),
+                11,
+                "signature-refused",
+                Some("accepts only signed images: name your key with `signing-key`"),
+                "reported an error: Signature verification failed: the image has no signature sector",
+            ),
+            row(
+                device_error("ERROR[12]: Signature verification failed: no valid signature block"),
+                11,
+                "signature-refused",
+                Some("`cargo ota keygen` makes one"),
+                "no valid signature block",
+            ),
+            row(
+                device_error(
+                    "Signature verification failed: signed with a key this device does not trust",
+                ),
+                11,
+                "signature-refused",
+                Some("does not trust: sign with the key whose digest is built into its firmware"),
+                "does not trust",
+            ),
+            row(
+                device_error("Signature verification failed: the signed digest is not the image's"),
+                11,
+                "signature-refused",
+                Some("changed on the way"),
+                "not the image's",
+            ),
+            row(
+                device_error("Signature verification failed: the signature does not verify"),
+                11,
+                "signature-refused",
+                Some("nothing was activated"),
+                "does not verify",
+            ),
+            row(
+                device_error(
+                    "Signature verification failed: a signature scheme this device cannot check",
+                ),
+                11,
+                "signature-refused",
+                Some("checks ECDSA P-256 only"),
+                "cannot check",
+            ),
+            row(
+                device_error("ERROR[12]: Signature verification failed"),
+                11,
+                "signature-refused",
+                Some("sign it with the key the device trusts"),
+                "ERROR[12]",
             ),
             row(
                 device_error("ERROR[1]: Flash Write Failed"),

@@ -121,6 +121,15 @@ pub enum UsageError {
         name: String,
     },
 
+    /// `emulate --require-signature` names no key or digest that can be used.
+    #[error("cannot trust `{given}` (--require-signature): {detail}")]
+    TrustedKey {
+        /// The argument as given (a path or a digest; never key text).
+        given: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+
     /// `emulate --link-window 0`.
     #[error("--link-window must be at least 1 byte")]
     LinkWindowZero,
@@ -239,6 +248,7 @@ impl UsageError {
             UsageError::PasswordEnvUnset { .. } => "password-env-unset",
             UsageError::Md5HashNeedsEsp32 => "md5-hash-needs-esp32",
             UsageError::EmulatorChip { .. } => "unknown-chip",
+            UsageError::TrustedKey { .. } => "bad-trusted-key",
             UsageError::LinkWindowZero => "link-window",
             UsageError::Fault { .. } => "bad-fault",
             UsageError::Listen { .. } => "listen",
@@ -304,6 +314,7 @@ impl UsageError {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            UsageError::TrustedKey { .. } => "name a key file (an ECDSA P-256 or RSA-3072 public or private key in PEM, as `cargo ota keygen` or `espsecure` writes it) or the key's digest in 64 hex digits".into(),
             UsageError::LinkWindowZero => {
                 "give --link-window in bytes (default 5760), or leave it out".into()
             }
@@ -493,6 +504,16 @@ mod tests {
                 "unknown-chip",
                 Some("esp32c3"),
                 "unknown chip `esp99` for --chip",
+            ),
+            row(
+                UsageError::TrustedKey {
+                    given: "keys/pub.pem".into(),
+                    detail: "not found".into(),
+                },
+                2,
+                "bad-trusted-key",
+                Some("64 hex digits"),
+                "cannot trust `keys/pub.pem` (--require-signature): not found",
             ),
             row(
                 UsageError::LinkWindowZero,

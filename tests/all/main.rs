@@ -23,4 +23,5 @@ mod reliability;
 mod session;
 mod snapshots;
 mod tap;
+mod tap_signed;
 mod upload;

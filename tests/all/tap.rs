@@ -13,11 +13,11 @@ use wait_timeout::ChildExt;
 use crate::support::netns::{in_namespace, missing, namespace, tap_device};
 use crate::support::{BIN, WATCHDOG, image, write_file};
 
-const DEVICE: &str = "192.168.69.2";
+pub(crate) const DEVICE: &str = "192.168.69.2";
 
 /// The start of every script: a TAP interface with the host's address, and the
 /// device on it, its stdout on file descriptor 3 once it said `ready`.
-fn setup(tap: &Path, out: &Path, device_env: &str, device_args: &str) -> String {
+pub(crate) fn setup(tap: &Path, out: &Path, device_env: &str, device_args: &str) -> String {
     format!(
         r#"
 ip tuntap add dev tap0 mode tap
@@ -38,14 +38,14 @@ echo "{{\"reason\":\"device-ready\",\"line\":\"$ready\"}}"
 
 /// What a TAP session printed: the uploader's JSON lines, its exit code, the
 /// device's event, and the images the device accepted.
-struct Outcome {
-    lines: Vec<Value>,
-    code: i64,
-    device: Value,
-    images: Vec<Vec<u8>>,
+pub(crate) struct Outcome {
+    pub lines: Vec<Value>,
+    pub code: i64,
+    pub device: Value,
+    pub images: Vec<Vec<u8>>,
 }
 
-fn run(
+pub(crate) fn run(
     test: &str,
     data: &[u8],
     device_env: &str,
@@ -75,7 +75,7 @@ echo "$ev"
     Some(outcome(&r.json(), &dir.path().join("images")))
 }
 
-fn outcome(lines: &[Value], images: &Path) -> Outcome {
+pub(crate) fn outcome(lines: &[Value], images: &Path) -> Outcome {
     assert_eq!(lines[0]["reason"], "device-ready");
     assert_eq!(lines[0]["line"], format!("ready {DEVICE}:3232"));
     let code = lines

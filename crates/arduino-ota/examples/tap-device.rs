@@ -5,7 +5,10 @@
 //! `ready`, upload, stop (`tests/all/tap.rs` runs it).
 //!
 //! Options: `--tap IFACE --address A.B.C.D/N [--port 3232] [--auth md5|sha256]
-//! [--password-env VAR] [--out DIR] [--link-rtt-ms N] [--window BYTES] [--once]`.
+//! [--password-env VAR] [--out DIR] [--link-rtt-ms N] [--window BYTES] [--once]
+//! [--require-signature DIGEST]...` (DIGEST: a trusted key's digest in 64 hex
+//! digits, as `cargo ota keygen` prints it; then only images signed by such a
+//! key are accepted, as firmware built with trusted keys does).
 //! The first stdout line is `ready A.B.C.D:PORT`; then one JSON line per finished
 //! session, as `cargo ota emulate` prints them.
 
@@ -40,13 +43,14 @@ struct Options {
     rtt: Duration,
     window: usize,
     once: bool,
+    trusted: Vec<[u8; 32]>,
 }
 
 fn usage(problem: &str) -> ! {
     eprintln!(
         "tap-device: {problem}\nusage: tap-device --tap IFACE --address A.B.C.D/N [--port 3232] \
          [--auth md5|sha256] [--password-env VAR] [--out DIR] [--link-rtt-ms N] \
-         [--window BYTES] [--once]"
+         [--window BYTES] [--once] [--require-signature DIGEST]..."
     );
     std::process::exit(2)
 }
@@ -64,6 +68,7 @@ fn options() -> Options {
         rtt: Duration::ZERO,
         window: arduino_ota::embassy::DEFAULT_TCP_RX,
         once: false,
+        trusted: Vec::new(),
     };
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -123,6 +128,16 @@ fn options() -> Options {
                     .unwrap_or_else(|| usage("--window takes bytes (at least 536)"))
             }
             "--once" => o.once = true,
+            "--require-signature" => {
+                let v = value();
+                let mut d = [0u8; 32];
+                hex::decode_to_slice(v.trim(), &mut d).unwrap_or_else(|_| {
+                    usage(&format!(
+                        "--require-signature {v}: give the key's digest in 64 hex digits"
+                    ))
+                });
+                o.trusted.push(d);
+            }
             other => usage(&format!("unknown option {other}")),
         }
     }
@@ -316,6 +331,9 @@ async fn main(spawner: Spawner) {
     // As the flash sink: a zlib stream of an app image is inflated as it arrives.
     sink.inflate = true;
     sink.too_big = Some(UpdateError::BadSize);
+    if !o.trusted.is_empty() {
+        sink.trusted_keys = Some(o.trusted.clone());
+    }
     line_ready(o.address, o.port);
     eprintln!(
         "tap-device: OTA responder on {}:{} ({}; window {} bytes, RTT {} ms)",

@@ -49,8 +49,64 @@ pub enum UpdateError {
         /// What was wrong, for the device's log.
         detail: String,
     },
+    /// This crate's signature stage refused the image ("Signature verification
+    /// failed: <why>", ESP8266's code 12): unsigned, another key, changed.
+    Signature(SignatureError),
     /// Free text (fault injection, custom sinks).
     Other(String),
+}
+
+/// Why a signed image is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SignatureError {
+    /// Shorter than a sector, or not a whole number of sectors.
+    NotSigned,
+    /// No block in the sector has the magic, a known version and its CRC.
+    NoBlock,
+    /// A block's digest is not the image's: the image was changed.
+    DigestMismatch,
+    /// No block is by a trusted key.
+    UntrustedKey,
+    /// A trusted key's block does not verify.
+    BadSignature,
+    /// A block kind this build does not check (RSA, a curve other than P-256).
+    Unsupported,
+}
+
+impl SignatureError {
+    const ALL: [SignatureError; 6] = [
+        SignatureError::NotSigned,
+        SignatureError::NoBlock,
+        SignatureError::DigestMismatch,
+        SignatureError::UntrustedKey,
+        SignatureError::BadSignature,
+        SignatureError::Unsupported,
+    ];
+
+    /// Why a device refused a signature, read back from its text ("Signature
+    /// verification failed: <why>", bare or after `ERROR[12]: `). `None` for
+    /// another text, or a core's bare "Signature verification failed".
+    pub fn parse(text: &str) -> Option<SignatureError> {
+        let t = text.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+        let (_, rest) = t.split_once(SIGNATURE_TEXT)?;
+        let why = rest.strip_prefix(':')?.trim();
+        Self::ALL
+            .into_iter()
+            .find(|e| why.eq_ignore_ascii_case(&alloc::format!("{e}")))
+    }
+}
+
+impl core::fmt::Display for SignatureError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            SignatureError::NotSigned => "the image has no signature sector",
+            SignatureError::NoBlock => "no valid signature block",
+            SignatureError::DigestMismatch => "the signed digest is not the image's",
+            SignatureError::UntrustedKey => "signed with a key this device does not trust",
+            SignatureError::BadSignature => "the signature does not verify",
+            SignatureError::Unsupported => "a signature scheme this device cannot check",
+        })
+    }
 }
 
 /// How a core prints an updater error on the TCP connection.
@@ -84,6 +140,7 @@ impl UpdateError {
                 (16, "Unknown update command".into())
             }
             UpdateError::Inflate { .. } => (99, DECOMPRESSION_TEXT.into()),
+            UpdateError::Signature(e) => (12, format!("{SIGNATURE_TEXT}: {e}")),
             UpdateError::Other(t) => (99, t.clone()),
         }
     }
@@ -104,6 +161,7 @@ impl UpdateError {
             // No ESP32 is in this state; the ESP8266's words say what it is.
             UpdateError::Bootstrap => BOOTSTRAP_TEXT,
             UpdateError::Inflate { .. } => DECOMPRESSION_TEXT,
+            UpdateError::Signature(_) => SIGNATURE_TEXT,
             UpdateError::Other(t) => t,
         }
     }
@@ -113,6 +171,9 @@ impl UpdateError {
         match (style, self) {
             (ErrorStyle::Esp8266, UpdateError::Other(t)) => format!("{t}\n"),
             (ErrorStyle::Esp32, UpdateError::Other(t)) => format!("{t}\r\n"),
+            (ErrorStyle::Esp32, UpdateError::Signature(e)) => {
+                format!("{SIGNATURE_TEXT}: {e}\r\n")
+            }
             (ErrorStyle::Esp8266, e) => {
                 let (code, text) = e.esp8266();
                 format!("ERROR[{code}]: {text}\n")
@@ -140,6 +201,10 @@ impl UpdateError {
 
 /// This crate's text for a compressed stream that did not inflate.
 const DECOMPRESSION_TEXT: &str = "Decompression Failed";
+
+/// ESP8266's text for `ERROR[12]`; this crate's signature stage says it too,
+/// followed by `: ` and why ([`SignatureError`]'s text).
+const SIGNATURE_TEXT: &str = "Signature verification failed";
 
 /// ESP8266's text for `ERROR[11]`.
 const BOOTSTRAP_TEXT: &str = "Invalid bootstrapping state, reset ESP8266 before updating";
@@ -242,7 +307,7 @@ const TEXTS: &[(&str, DeviceFailure)] = &[
     ("Wrong Magic Byte", DeviceFailure::WrongMagic),
     ("Magic byte is not 0xE9", DeviceFailure::WrongMagic),
     ("Invalid bootstrapping state", DeviceFailure::Bootstrap),
-    ("Signature verification failed", DeviceFailure::Signature),
+    (SIGNATURE_TEXT, DeviceFailure::Signature),
     ("No data supplied", DeviceFailure::NoData),
     ("Out of memory", DeviceFailure::OutOfMemory),
     ("Update already running", DeviceFailure::AlreadyRunning),
@@ -295,6 +360,7 @@ impl fmt::Display for UpdateError {
                 write!(f, "Could Not Activate The Firmware ({detail})")
             }
             UpdateError::Inflate { detail } => write!(f, "{DECOMPRESSION_TEXT} ({detail})"),
+            UpdateError::Signature(e) => write!(f, "{SIGNATURE_TEXT}: {e}"),
             UpdateError::Md5Mismatch {
                 expected,
                 calculated,
@@ -371,6 +437,7 @@ mod tests {
             // Only this crate's ESP32-style responder inflates; an ESP8266-style
             // `ERROR[99]` is no code of that core.
             UpdateError::Inflate { .. } => [Some(F::Decompression), None, None],
+            UpdateError::Signature(_) => same(F::Signature),
             UpdateError::Other(_) => [None; 3],
         }
     }
@@ -398,6 +465,7 @@ mod tests {
             UpdateError::Inflate {
                 detail: "cut short".into(),
             },
+            UpdateError::Signature(SignatureError::UntrustedKey),
             UpdateError::Other("injected fault".into()),
         ];
         for e in &all {
@@ -481,6 +549,30 @@ mod tests {
             let wire = format!("{text}\r\n");
             assert_eq!(DeviceFailure::parse(&wire), Some(want), "{text}");
         }
+    }
+
+    #[test]
+    fn each_signature_refusal_reads_back() {
+        for e in SignatureError::ALL {
+            let u = UpdateError::Signature(e);
+            for text in [
+                u.wire_text(ErrorStyle::Esp32),
+                u.wire_text(ErrorStyle::Esp8266),
+            ] {
+                assert_eq!(SignatureError::parse(&text), Some(e), "{text:?}");
+                assert_eq!(DeviceFailure::parse(&text), Some(DeviceFailure::Signature));
+            }
+        }
+        assert_eq!(
+            UpdateError::Signature(SignatureError::NotSigned).wire_text(ErrorStyle::Esp32),
+            "Signature verification failed: the image has no signature sector\r\n"
+        );
+        // An ESP8266 core's own code 12 says no reason.
+        assert_eq!(
+            SignatureError::parse("ERROR[12]: Signature verification failed"),
+            None
+        );
+        assert_eq!(SignatureError::parse("MD5 Check Failed"), None);
     }
 
     #[test]

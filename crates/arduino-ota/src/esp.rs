@@ -55,6 +55,9 @@ pub struct OtaSink<'f, 'd> {
     booted: Option<u32>,
     /// The chip id app images must carry (`None`: any ESP32-family chip).
     chip: Option<u16>,
+    /// The digests of the keys an image must be signed by (`None`: not checked).
+    #[cfg(feature = "signature")]
+    trusted_keys: Option<Vec<[u8; 32]>>,
     update: Option<Update>,
 }
 
@@ -95,6 +98,8 @@ impl<'f, 'd> OtaSink<'f, 'd> {
             filesystem,
             booted,
             chip: None,
+            #[cfg(feature = "signature")]
+            trusted_keys: None,
             update: None,
         })
     }
@@ -103,6 +108,18 @@ impl<'f, 'd> OtaSink<'f, 'd> {
     /// [`appimage::CHIPS`](crate::appimage::CHIPS), e.g. 5 for the ESP32-C3).
     pub fn with_chip(mut self, chip: u16) -> Self {
         self.chip = Some(chip);
+        self
+    }
+
+    /// Accept only images signed by a key whose digest is in `trusted` (ESP-IDF
+    /// Secure Boot V2 signature sectors, [`crate::signature`]): an unsigned,
+    /// foreign or changed image is refused ("Signature verification failed:
+    /// ...") and the running slot stays selected. The digest of a key is what
+    /// `cargo ota keygen` prints (`OTA_TRUSTED_KEY`) or `espsecure
+    /// digest-sbv2-public-key` writes. Filesystem images must be signed too.
+    #[cfg(feature = "signature")]
+    pub fn with_trusted_keys(mut self, trusted: &[[u8; 32]]) -> Self {
+        self.trusted_keys = Some(trusted.to_vec());
         self
     }
 
@@ -269,6 +286,11 @@ impl UpdateSink for OtaSink<'_, '_> {
         }
         let _ = md5; // the Transfer checks the stream's MD5; the read-back, the image's
         let stages = Stages::new(kind, entry.len(), true, true, self.chip);
+        #[cfg(feature = "signature")]
+        let stages = match &self.trusted_keys {
+            Some(keys) => stages.with_signature(keys),
+            None => stages,
+        };
         self.update = Some(Update {
             entry,
             slot,
@@ -424,6 +446,16 @@ mod tests {
         if let Some(c) = chip {
             sink = sink.with_chip(c);
         }
+        update_into(sink, image, sent, cut)
+    }
+
+    /// Run one update of `sent` (announced as `image`) into `sink`.
+    fn update_into(
+        mut sink: OtaSink<'_, 'static>,
+        image: &[u8],
+        sent: &[u8],
+        cut: Option<usize>,
+    ) -> Result<(), Failure> {
         let inv = crate::invitation::parse_device_invitation(
             &Invitation {
                 command: Command::Flash,
@@ -447,6 +479,45 @@ mod tests {
         }
         while t.poll_transmit().is_some() {}
         t.outcome().cloned().expect("ended")
+    }
+
+    #[cfg(feature = "signature")]
+    #[test]
+    fn with_trusted_keys_only_a_signed_image_is_selected() {
+        use crate::SignatureError;
+        use crate::signature::tests::sign;
+        let _turn = FLASH.lock().unwrap_or_else(|e| e.into_inner());
+        let mut flash = FlashStorage::new();
+        let image = app(40_000);
+        let (signed, key) = sign(&image, 21);
+        let (by_other, _) = sign(&image, 22);
+        let body = signed.len() - crate::signature::SECTOR;
+        // The signature's r flipped, the block's CRC mended.
+        let mut forged = signed.clone();
+        forged[body + 101] ^= 1;
+        let crc = crate::signature::crc32(&forged[body..body + 1196]);
+        forged[body + 1196..body + 1200].copy_from_slice(&crc.to_le_bytes());
+        let refused = [
+            (&image, SignatureError::NotSigned),
+            (&by_other, SignatureError::UntrustedKey),
+            (&forged, SignatureError::BadSignature),
+        ];
+        for (sent, why) in refused {
+            fresh(&mut flash);
+            let before = otadata(&mut flash);
+            let sink = OtaSink::new(&mut flash).unwrap().with_trusted_keys(&[key]);
+            let r = update_into(sink, sent, sent, None);
+            assert_eq!(r, Err(Failure::Update(UpdateError::Signature(why))));
+            assert_eq!(otadata(&mut flash), before, "{why:?}: otadata changed");
+            assert_eq!(boot_choice(&mut flash), (0, 2), "{why:?}");
+        }
+        fresh(&mut flash);
+        let sink = OtaSink::new(&mut flash).unwrap().with_trusted_keys(&[key]);
+        update_into(sink, &signed, &signed, None).unwrap();
+        assert_eq!(boot_choice(&mut flash).0, 1);
+        let mut stored = vec![0u8; signed.len()];
+        flash.read(OTA1, &mut stored).unwrap();
+        assert_eq!(stored, signed);
     }
 
     #[test]

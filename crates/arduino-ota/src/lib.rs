@@ -95,7 +95,7 @@ pub mod net;
 use alloc::string::String;
 
 pub use auth::{AuthMode, AuthScheme};
-pub use error::{DeviceFailure, ErrorStyle, UpdateError};
+pub use error::{DeviceFailure, ErrorStyle, SignatureError, UpdateError};
 pub use invitation::{Command, DeviceInvitation, Invitation};
 pub use profile::{DeviceAuth, Profile};
 pub use reply::{ReplyStream, UdpReply, Verdict};

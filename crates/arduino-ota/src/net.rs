@@ -370,6 +370,10 @@ pub struct FileSink {
     /// Inflate a zlib stream of an app image as it arrives, as this crate's
     /// flash sink does ([`crate::pipeline`]); else keep what arrives as it is.
     pub inflate: bool,
+    /// Accept only images signed by one of these keys (their digests,
+    /// [`crate::signature`]); `None`: signatures are not checked.
+    #[cfg(feature = "signature")]
+    pub trusted_keys: Option<Vec<[u8; 32]>>,
     stages: Option<Stages>,
     kind: Option<Command>,
     md5: String,
@@ -423,13 +427,19 @@ impl UpdateSink for FileSink {
         self.md5 = md5.to_ascii_lowercase();
         self.data = Vec::with_capacity(size as usize);
         self.written = None;
-        self.stages = Some(Stages::new(
+        let stages = Stages::new(
             kind,
             self.partition_size.unwrap_or(u32::MAX),
             self.inflate,
             self.verify_app,
             self.chip,
-        ));
+        );
+        #[cfg(feature = "signature")]
+        let stages = match &self.trusted_keys {
+            Some(keys) => stages.with_signature(keys),
+            None => stages,
+        };
+        self.stages = Some(stages);
         Ok(())
     }
 

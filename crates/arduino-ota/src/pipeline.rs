@@ -5,12 +5,16 @@
 //! received bytes (the Transfer checked their count and MD5)
 //!   -> decode::Decoder    raw | inflate                       (RAM: 0 | ~15 KiB)
 //!   -> appimage::Checker  the bootloader's checks of an app   (RAM: ~150 B)
+//!   -> signature::Verifier the Secure Boot V2 signature sector (RAM: ~4.2 KiB;
+//!                         feature `signature`, when keys are trusted)
 //!   -> the writer         the slot (esp: 4 KiB sectors), a file, memory
-//! finish: the decoder's stream is whole, the checker says yes, the writer reads
-//! back what it wrote (the MD5 of the decoded bytes), and only then activates.
+//! finish: the decoder's stream is whole, the signature is by a trusted key
+//! over every byte before it (checked first: a changed image is refused as
+//! such), the checker says yes, the writer reads back what it wrote (the MD5 of
+//! the decoded bytes), and only then activates.
 //! ```
 //!
-//! [`Stages`] holds the decoder, the checker and what the writer must read back;
+//! [`Stages`] holds the decoder, the checks and what the writer must read back;
 //! a sink (`esp::OtaSink`, `net::FileSink`) owns the writer and
 //! runs its bytes through the stages. Nothing is activated unless every stage
 //! said yes, so a cut, damaged or foreign stream leaves the running image
@@ -27,6 +31,10 @@ pub struct Stages {
     decoder: Decoder,
     /// For an app image: the bootloader's checks, on the decoded bytes.
     checker: Option<Checker>,
+    /// When keys are trusted: the signature over the decoded bytes (every
+    /// kind of image: a filesystem image must be signed too).
+    #[cfg(feature = "signature")]
+    verifier: Option<crate::signature::Verifier>,
     /// The decoded bytes: their MD5 (what the writer must read back) and count.
     md5: md5::Md5,
     written: u64,
@@ -71,10 +79,20 @@ impl Stages {
         Stages {
             decoder: Decoder::new(zlib && kind == Command::Flash),
             checker: (check_app && kind == Command::Flash).then(|| Checker::new(chip)),
+            #[cfg(feature = "signature")]
+            verifier: None,
             md5: md5::Md5::new(),
             written: 0,
             capacity: u64::from(capacity),
         }
+    }
+
+    /// Accept only a stream signed by a key whose digest is in `trusted` (the
+    /// signature stage, [`crate::signature`]). An empty list accepts nothing.
+    #[cfg(feature = "signature")]
+    pub fn with_signature(mut self, trusted: &[[u8; 32]]) -> Self {
+        self.verifier = Some(crate::signature::Verifier::new(trusted));
+        self
     }
 
     /// Run received bytes through the stages; what is to be written goes to
@@ -85,35 +103,32 @@ impl Stages {
         data: &[u8],
         write: &mut dyn FnMut(&[u8]) -> Result<(), UpdateError>,
     ) -> Result<(), UpdateError> {
+        let (decoder, mut rest) = self.split();
+        decoder.push(data, &mut |out| rest.pass(out, write))
+    }
+
+    /// The decoder, and the stages after it.
+    fn split(&mut self) -> (&mut Decoder, After<'_>) {
         let Stages {
             decoder,
             checker,
+            #[cfg(feature = "signature")]
+            verifier,
             md5,
             written,
             capacity,
         } = self;
-        decoder.push(data, &mut |out| {
-            Self::pass(out, checker, md5, written, *capacity, write)
-        })
-    }
-
-    fn pass(
-        out: &[u8],
-        checker: &mut Option<Checker>,
-        md5: &mut md5::Md5,
-        written: &mut u64,
-        capacity: u64,
-        write: &mut dyn FnMut(&[u8]) -> Result<(), UpdateError>,
-    ) -> Result<(), UpdateError> {
-        if *written + out.len() as u64 > capacity {
-            return Err(UpdateError::NotEnoughSpace);
-        }
-        if let Some(c) = checker {
-            c.update(out);
-        }
-        md5.update(out);
-        *written += out.len() as u64;
-        write(out)
+        (
+            decoder,
+            After {
+                checker,
+                #[cfg(feature = "signature")]
+                verifier,
+                md5,
+                written,
+                capacity: *capacity,
+            },
+        )
     }
 
     /// Every byte arrived: the stream must be whole and, for an app image, pass
@@ -123,15 +138,15 @@ impl Stages {
         mut self,
         write: &mut dyn FnMut(&[u8]) -> Result<(), UpdateError>,
     ) -> Result<Written, UpdateError> {
-        let Stages {
-            decoder,
-            checker,
-            md5,
-            written,
-            capacity,
-        } = &mut self;
-        decoder.finish(&mut |out| Self::pass(out, checker, md5, written, *capacity, write))?;
-        if let Some(c) = checker.take() {
+        let (decoder, mut rest) = self.split();
+        decoder.finish(&mut |out| rest.pass(out, write))?;
+        // The signature first: when it fails, the bytes are not the ones that
+        // were signed, and that is what to say, whatever else is wrong with them.
+        #[cfg(feature = "signature")]
+        if let Some(v) = self.verifier.take() {
+            v.finish().map_err(UpdateError::Signature)?;
+        }
+        if let Some(c) = self.checker.take() {
             c.finish()
                 .map_err(|detail| UpdateError::Activate { detail })?;
         }
@@ -145,6 +160,38 @@ impl Stages {
     /// How many decoded bytes so far.
     pub fn written(&self) -> u64 {
         self.written
+    }
+}
+
+/// The stages after the decoder, borrowed while the decoder hands them bytes.
+struct After<'a> {
+    checker: &'a mut Option<Checker>,
+    #[cfg(feature = "signature")]
+    verifier: &'a mut Option<crate::signature::Verifier>,
+    md5: &'a mut md5::Md5,
+    written: &'a mut u64,
+    capacity: u64,
+}
+
+impl After<'_> {
+    fn pass(
+        &mut self,
+        out: &[u8],
+        write: &mut dyn FnMut(&[u8]) -> Result<(), UpdateError>,
+    ) -> Result<(), UpdateError> {
+        if *self.written + out.len() as u64 > self.capacity {
+            return Err(UpdateError::NotEnoughSpace);
+        }
+        if let Some(c) = self.checker {
+            c.update(out);
+        }
+        #[cfg(feature = "signature")]
+        if let Some(v) = self.verifier {
+            v.update(out);
+        }
+        self.md5.update(out);
+        *self.written += out.len() as u64;
+        write(out)
     }
 }
 
@@ -205,6 +252,62 @@ mod tests {
         // An inflated stream of something else.
         let e = run(&zlib(&[0x55; 10_000]), 1 << 20, true).unwrap_err();
         assert!(matches!(e, UpdateError::Activate { .. }), "{e:?}");
+    }
+
+    #[cfg(feature = "signature")]
+    fn run_signed(stream: &[u8], trusted: &[[u8; 32]]) -> Result<Written, UpdateError> {
+        let mut stages =
+            Stages::new(Command::Flash, 1 << 20, true, true, Some(5)).with_signature(trusted);
+        for piece in stream.chunks(1460) {
+            stages.push(piece, &mut |_| Ok(()))?;
+        }
+        stages.finish(&mut |_| Ok(()))
+    }
+
+    #[cfg(feature = "signature")]
+    #[test]
+    fn a_signed_image_passes_raw_and_inflated_and_nothing_else_does() {
+        use crate::SignatureError;
+        let image = image(40_000);
+        let (signed, key) = crate::signature::tests::sign(&image, 9);
+        let (_, other) = crate::signature::tests::sign(&image, 10);
+        for stream in [signed.clone(), zlib(&signed)] {
+            let written = run_signed(&stream, &[key]).unwrap();
+            assert_eq!(written.len as usize, signed.len());
+            assert_eq!(
+                run_signed(&stream, &[other]),
+                Err(UpdateError::Signature(SignatureError::UntrustedKey))
+            );
+        }
+        for stream in [image.clone(), zlib(&image)] {
+            assert_eq!(
+                run_signed(&stream, &[key]),
+                Err(UpdateError::Signature(SignatureError::NotSigned))
+            );
+        }
+        // A changed image byte: refused as not the signed bytes (the app checks
+        // would refuse it too; the signature speaks first). A signed stream that
+        // is no app image: the checker still refuses it.
+        let mut t = signed.clone();
+        t[1000] ^= 1;
+        assert_eq!(
+            run_signed(&t, &[key]),
+            Err(UpdateError::Signature(SignatureError::DigestMismatch))
+        );
+        let (junk, junk_key) = crate::signature::tests::sign(&[0x55; 10_000], 9);
+        assert_eq!(junk_key, key);
+        assert!(matches!(
+            run_signed(&junk, &[key]),
+            Err(UpdateError::Activate { .. })
+        ));
+        // A filesystem image must be signed too.
+        let mut stages =
+            Stages::new(Command::Filesystem, 1 << 20, true, true, None).with_signature(&[key]);
+        stages.push(&[0x55; 8192], &mut |_| Ok(())).unwrap();
+        assert_eq!(
+            stages.finish(&mut |_| Ok(())),
+            Err(UpdateError::Signature(SignatureError::NoBlock))
+        );
     }
 
     #[test]

@@ -15,6 +15,15 @@ pub const WIFI_PASSWORD: Option<&str> = non_empty(option_env!("WIFI_PASSWORD"));
 /// anyone on the network can update the device.
 pub const OTA_PASSWORD: Option<&str> = non_empty(option_env!("OTA_PASSWORD"));
 
+/// The digest of the key updates must be signed with (`OTA_TRUSTED_KEY`, 64 hex
+/// digits as `cargo ota keygen` prints them). Set: the firmware accepts only
+/// images signed by that key (`signing-key` in Cargo.toml signs them). Unset:
+/// any image that passes the checks.
+pub const OTA_TRUSTED_KEY: Option<[u8; 32]> = match non_empty(option_env!("OTA_TRUSTED_KEY")) {
+    Some(hex) => Some(arduino_ota::signature::digest_from_hex(hex)),
+    None => None,
+};
+
 /// The mDNS host name without `.local` (`OTA_HOSTNAME`, else `<chip>-ota`); also
 /// the DHCP host name and the `_arduino._tcp` instance name.
 pub const HOSTNAME: &str = match non_empty(option_env!("OTA_HOSTNAME")) {

@@ -11,7 +11,7 @@ use esp_storage::FlashStorage;
 use log::{error, info, warn};
 use static_cell::ConstStaticCell;
 
-use crate::config::{CHIP, OTA_PASSWORD, OTA_PORT};
+use crate::config::{CHIP, OTA_PASSWORD, OTA_PORT, OTA_TRUSTED_KEY};
 
 /// The responder's socket buffers (the TCP receive window is 4 × 1460 bytes).
 static BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
@@ -54,6 +54,11 @@ pub async fn ota_task(stack: Stack<'static>, mut flash: FlashStorage<'static>) {
     // Refuse images built for another chip.
     if let Some(id) = arduino_ota::appimage::chip_id(CHIP) {
         sink = sink.with_chip(id);
+    }
+    // Built with OTA_TRUSTED_KEY: only images signed with that key.
+    if let Some(key) = OTA_TRUSTED_KEY {
+        sink = sink.with_trusted_keys(&[key]);
+        info!("OTA: only images signed with key {:02x}{:02x}{:02x}{:02x}... are accepted", key[0], key[1], key[2], key[3]);
     }
 
     info!("OTA: listening on UDP {OTA_PORT}");
