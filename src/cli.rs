@@ -184,9 +184,9 @@ pub struct KeygenArgs {
     /// Where to write the private key (a new file; never overwritten).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// The signature scheme: ecdsa256 works with every chip's device crate;
-    /// rsa3072 needs its `signature-rsa` feature (chips with atomics, such as
-    /// the ESP32-C6).
+    /// The signature scheme: ecdsa256 is what the device crate checks on every
+    /// chip (on the ESP32-C3, the only one); rsa3072 needs its `signature-rsa`
+    /// feature, for chips with atomics such as the ESP32-C6.
     #[arg(long, value_enum, default_value_t = Scheme::Ecdsa256, value_name = "SCHEME")]
     pub scheme: Scheme,
     /// How to print.

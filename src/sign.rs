@@ -335,6 +335,29 @@ mod tests {
         }
     }
 
+    /// A new key's PEM is PKCS#8 and loads back as the same key (the same
+    /// digest, the same kind); two new keys differ.
+    #[test]
+    fn generated_keys_load_back() {
+        for scheme in [Scheme::Ecdsa256, Scheme::Rsa3072] {
+            let (key, pem) = generate(scheme).unwrap();
+            assert!(pem.as_str().starts_with("-----BEGIN PRIVATE KEY-----\n"));
+            assert_eq!(format!("{pem:?}"), "Pem(<redacted>)");
+            let loaded = load_key(pem.as_str()).unwrap();
+            assert_eq!(loaded.digest(), key.digest(), "{scheme:?}");
+            match (scheme, &loaded) {
+                (Scheme::Ecdsa256, Key::Ecdsa(_)) => {}
+                (Scheme::Rsa3072, Key::Rsa(k)) => {
+                    assert_eq!(k.size(), 384);
+                    assert_eq!(k.e(), &BoxedUint::from(65_537u32));
+                }
+                _ => panic!("{scheme:?}: {loaded:?}"),
+            }
+            let (other, _) = generate(scheme).unwrap();
+            assert_ne!(other.digest(), key.digest(), "{scheme:?}");
+        }
+    }
+
     #[test]
     fn a_key_that_is_not_one_says_so() {
         let e =
