@@ -13,6 +13,7 @@ use crate::emulator::{FaultSpec, Flavor};
 use crate::firmware::BuildOptions;
 use crate::image;
 use crate::report::MessageFormat;
+use crate::sign::Scheme;
 use arduino_ota::AuthMode;
 
 #[derive(Debug, Parser)]
@@ -53,6 +54,19 @@ pub enum Commands {
     Demo(DemoArgs),
     /// Add a commented [package.metadata.ota] section to Cargo.toml.
     Init(InitArgs),
+    /// Make a new signing key for signed updates (PKCS#8 PEM, mode 0600) and
+    /// print the digest the firmware trusts it by.
+    #[command(
+        long_about = "Make a new signing key for signed updates and write it to FILE as \
+PKCS#8 PEM, readable by this user only (mode 0600). It never overwrites a file. It prints the \
+key's digest (as `espsecure digest-sbv2-public-key` computes it) and the Rust line that makes \
+the firmware trust it.\n\n\
+The default, ecdsa256 (ECDSA P-256), is what the arduino-ota device crate checks on every \
+chip, the ESP32-C3 too. rsa3072 (RSA-3072, e = 65537) needs the device crate's \
+`signature-rsa` feature, which builds only for chips with atomics, such as the ESP32-C6.\n\n\
+Keep the key out of git: whoever has it can sign firmware your devices take."
+    )]
+    Keygen(KeygenArgs),
 }
 
 /// `cargo ota` without a subcommand: build, convert, upload.
@@ -164,6 +178,22 @@ pub struct InitArgs {
     pub output: ResultArgs,
 }
 
+/// `cargo ota keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the private key (a new file; never overwritten).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The signature scheme: ecdsa256 is what the device crate checks on every
+    /// chip (on the ESP32-C3, the only one); rsa3072 needs its `signature-rsa`
+    /// feature, for chips with atomics such as the ESP32-C6.
+    #[arg(long, value_enum, default_value_t = Scheme::Ecdsa256, value_name = "SCHEME")]
+    pub scheme: Scheme,
+    /// How to print.
+    #[command(flatten)]
+    pub output: ResultArgs,
+}
+
 /// How results are printed.
 #[derive(Debug, Args, Default, Clone)]
 #[command(next_help_heading = "Output")]
@@ -180,7 +210,7 @@ pub struct OutputArgs {
 }
 
 /// How results are printed, for commands with no steps to detail (`init`,
-/// `discover`): no `-v`.
+/// `discover`, `keygen`): no `-v`.
 #[derive(Debug, Args, Default, Clone)]
 #[command(next_help_heading = "Output")]
 pub struct ResultArgs {

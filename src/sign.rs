@@ -1,8 +1,9 @@
 //! Signing an app image as ESP-IDF's Secure Boot V2 (and `espsecure sign-data
 //! --version 2`) signs it, so that a device that trusts the key's digest takes
 //! it (`arduino_ota::signature`). Keys in PEM as espsecure writes them (RSA-3072
-//! in PKCS#1, ECDSA P-256 in SEC1) or in PKCS#8. The settings, `cargo ota
-//! keygen` and the device's use of it are the next steps of #18.
+//! in PKCS#1, ECDSA P-256 in SEC1) or in PKCS#8; [`generate`] makes new ones
+//! (`cargo ota keygen`). The settings and the device's use of it are the next
+//! steps of #18.
 
 use p256::SecretKey;
 use p256::ecdsa::signature::hazmat::PrehashSigner;
@@ -19,6 +20,85 @@ pub enum Key {
     Rsa(Box<rsa::PrivateKey>),
     /// ECDSA P-256.
     Ecdsa(SigningKey),
+}
+
+/// The schemes a new key can be for (`cargo ota keygen --scheme`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum Scheme {
+    /// ECDSA P-256: what the device crate checks on every chip, the ESP32-C3 too.
+    #[default]
+    #[serde(rename = "ecdsa256")]
+    #[cfg_attr(feature = "cli", value(name = "ecdsa256"))]
+    Ecdsa256,
+    /// RSA-3072 (e = 65537): the device crate checks it only with its
+    /// `signature-rsa` feature, on chips with atomics such as the ESP32-C6.
+    #[serde(rename = "rsa3072")]
+    #[cfg_attr(feature = "cli", value(name = "rsa3072"))]
+    Rsa3072,
+}
+
+impl Scheme {
+    /// Its name on the command line and in JSON (espsecure's `--scheme`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Ecdsa256 => "ecdsa256",
+            Scheme::Rsa3072 => "rsa3072",
+        }
+    }
+
+    /// What it is, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Scheme::Ecdsa256 => "ECDSA P-256",
+            Scheme::Rsa3072 => "RSA-3072",
+        }
+    }
+}
+
+/// A new private key as PKCS#8 PEM. The text is wiped from memory when it goes;
+/// `Debug` never shows it.
+pub struct Pem(rsa::pkcs8::der::zeroize::Zeroizing<String>);
+
+impl Pem {
+    /// The PEM text (`-----BEGIN PRIVATE KEY-----` ...), to be written to a file
+    /// and nowhere else.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Pem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pem(<redacted>)")
+    }
+}
+
+/// A new key for `scheme` from the operating system's random numbers, and its
+/// PKCS#8 PEM. RSA-3072 takes a while (two 1536-bit primes). The error is the
+/// random source's (or the encoder's) words; it never holds key material.
+pub fn generate(scheme: Scheme) -> Result<(Key, Pem), String> {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let (key, pem) = match scheme {
+        Scheme::Ecdsa256 => {
+            use p256::elliptic_curve::Generate;
+            let secret = SecretKey::try_generate_from_rng(&mut getrandom::SysRng)
+                .map_err(|e| format!("no random numbers from the operating system ({e})"))?;
+            let pem = secret.to_pkcs8_pem(LineEnding::LF);
+            (Key::Ecdsa(SigningKey::from(secret)), pem)
+        }
+        Scheme::Rsa3072 => {
+            let private =
+                rsa::PrivateKey::new(&mut getrandom::SysRng, 3072).map_err(|e| match e {
+                    rsa::Error::Rng => "no random numbers from the operating system".to_string(),
+                    e => format!("RSA key generation failed ({e})"),
+                })?;
+            let pem = private.to_pkcs8_pem(LineEnding::LF);
+            (Key::Rsa(Box::new(private)), pem)
+        }
+    };
+    let pem = pem.map_err(|e| format!("cannot encode the key as PKCS#8 ({e})"))?;
+    Ok((key, Pem(pem)))
 }
 
 /// Read a private key from PEM: RSA-3072 (PKCS#1 or PKCS#8) or ECDSA P-256 (SEC1
@@ -302,6 +382,29 @@ mod tests {
                 Some(false),
                 "{scheme}"
             );
+        }
+    }
+
+    /// A new key's PEM is PKCS#8 and loads back as the same key (the same
+    /// digest, the same kind); two new keys differ.
+    #[test]
+    fn generated_keys_load_back() {
+        for scheme in [Scheme::Ecdsa256, Scheme::Rsa3072] {
+            let (key, pem) = generate(scheme).unwrap();
+            assert!(pem.as_str().starts_with("-----BEGIN PRIVATE KEY-----\n"));
+            assert_eq!(format!("{pem:?}"), "Pem(<redacted>)");
+            let loaded = load_key(pem.as_str()).unwrap();
+            assert_eq!(loaded.digest(), key.digest(), "{scheme:?}");
+            match (scheme, &loaded) {
+                (Scheme::Ecdsa256, Key::Ecdsa(_)) => {}
+                (Scheme::Rsa3072, Key::Rsa(k)) => {
+                    assert_eq!(k.size(), 384);
+                    assert_eq!(k.e(), &BoxedUint::from(65_537u32));
+                }
+                _ => panic!("{scheme:?}: {loaded:?}"),
+            }
+            let (other, _) = generate(scheme).unwrap();
+            assert_ne!(other.digest(), key.digest(), "{scheme:?}");
         }
     }
 

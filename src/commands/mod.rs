@@ -4,6 +4,7 @@ mod demo;
 mod discover;
 mod emulate;
 mod init;
+mod keygen;
 mod pipeline;
 
 use std::fs;
@@ -69,6 +70,7 @@ pub fn run(cli: Cli, env: &Environment) -> i32 {
         Some(Commands::Demo(a)) => a.output.clone(),
         Some(Commands::Init(a)) => (&a.output).into(),
         Some(Commands::Discover(a)) => (&a.output).into(),
+        Some(Commands::Keygen(a)) => (&a.output).into(),
         Some(Commands::Emulate(a)) => crate::cli::OutputArgs {
             quiet: a.quiet,
             ..Default::default()
@@ -92,6 +94,7 @@ pub fn run(cli: Cli, env: &Environment) -> i32 {
         Some(Commands::Demo(a)) => demo::demo_command(&rep, a),
         Some(Commands::Init(a)) => init::init_command(&rep, a, env),
         Some(Commands::Discover(a)) => discover::discover_command(&rep, a),
+        Some(Commands::Keygen(a)) => keygen::keygen_command(&rep, a, env),
     };
     let code = match result {
         Ok(()) => exit::OK,

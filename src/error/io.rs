@@ -56,6 +56,13 @@ pub enum IoError {
         /// The socket error.
         source: io::Error,
     },
+
+    /// `cargo ota keygen`: no key could be made (the random source failed).
+    #[error("cannot make a new key: {detail}")]
+    Keygen {
+        /// What failed, in the key generator's words (never key material).
+        detail: String,
+    },
 }
 
 /// What to do when writing `kind` failed.
@@ -90,6 +97,7 @@ impl IoError {
             IoError::CurrentDir => "current-dir",
             IoError::EmulatorStart { .. } => "emulator-start",
             IoError::EmulatorSocket { .. } => "emulator-socket",
+            IoError::Keygen { .. } => "keygen",
         }
     }
 
@@ -115,6 +123,9 @@ impl IoError {
             IoError::EmulatorSocket { .. } => {
                 "start the emulator again; if it repeats, check this host's network settings"
                     .into()
+            }
+            IoError::Keygen { .. } => {
+                "a key needs the operating system's random numbers (getrandom): check that this host provides them (/dev/urandom), then run cargo ota keygen again; nothing was written".into()
             }
         })
     }
@@ -213,6 +224,15 @@ mod tests {
                 "emulator-socket",
                 Some("start the emulator again"),
                 "emulator socket failed: gone",
+            ),
+            row(
+                IoError::Keygen {
+                    detail: "no random numbers from the operating system".into(),
+                },
+                10,
+                "keygen",
+                Some("random numbers (getrandom)"),
+                "cannot make a new key: no random numbers from the operating system",
             ),
         ]);
     }

@@ -209,6 +209,32 @@ pub enum UsageError {
         /// What is wrong with it.
         detail: String,
     },
+
+    // --- cargo ota keygen ---
+    /// `cargo ota keygen FILE`: FILE exists (a key, or anything else); it is
+    /// left as it is.
+    #[error("`{}` already exists: cargo ota keygen never overwrites a file", path.display())]
+    KeyExists {
+        /// FILE as the user gave it.
+        path: PathBuf,
+    },
+
+    /// `cargo ota keygen FILE`: the directory FILE goes into does not exist, or
+    /// is not a directory; nothing was written.
+    #[error(
+        "cannot write the key `{}`: the directory `{}` {}",
+        path.display(),
+        dir.display(),
+        if *not_a_directory { "is not a directory" } else { "does not exist" }
+    )]
+    KeyDir {
+        /// FILE as the user gave it.
+        path: PathBuf,
+        /// Its parent directory.
+        dir: PathBuf,
+        /// `dir` (or a part of it) is a file.
+        not_a_directory: bool,
+    },
 }
 
 /// Does an error reading a file the user named mean the path is wrong (a usage
@@ -258,6 +284,8 @@ impl UsageError {
             UsageError::MdnsBrowse { .. } => "mdns-browse",
             UsageError::MdnsAdvertise { .. } => "mdns-advertise",
             UsageError::InitPartitionTable { .. } => "init-partition-table",
+            UsageError::KeyExists { .. } => "key-exists",
+            UsageError::KeyDir { .. } => "key-dir",
         }
     }
 
@@ -338,6 +366,21 @@ impl UsageError {
             }
             UsageError::InitPartitionTable { .. } => {
                 "give it otadata and two OTA slots (ota_0, ota_1), or move it away and run cargo ota init again to get one; if your device runs another table, set partition-table to that file".into()
+            }
+            UsageError::KeyExists { path } => format!(
+                "pick another name, or delete `{}` yourself if you mean to replace that key (devices that trust only its digest then refuse images signed with the new one)",
+                path.display()
+            ),
+            UsageError::KeyDir {
+                dir,
+                not_a_directory: false,
+                ..
+            } => format!(
+                "create the directory first (mkdir -p {}), or give a path in a directory that exists",
+                dir.display()
+            ),
+            UsageError::KeyDir { .. } => {
+                "give a path in a directory that exists (a part of this one is a file)".into()
             }
         })
     }
@@ -598,6 +641,37 @@ mod tests {
                 "init-partition-table",
                 Some("two OTA slots"),
                 "partitions.csv: no otadata partition; cargo ota init wrote nothing",
+            ),
+            row(
+                UsageError::KeyExists {
+                    path: "keys/ota.pem".into(),
+                },
+                2,
+                "key-exists",
+                Some("pick another name, or delete `keys/ota.pem` yourself"),
+                "`keys/ota.pem` already exists: cargo ota keygen never overwrites a file",
+            ),
+            row(
+                UsageError::KeyDir {
+                    path: "keys/ota.pem".into(),
+                    dir: "keys".into(),
+                    not_a_directory: false,
+                },
+                2,
+                "key-dir",
+                Some("mkdir -p keys"),
+                "cannot write the key `keys/ota.pem`: the directory `keys` does not exist",
+            ),
+            row(
+                UsageError::KeyDir {
+                    path: "Cargo.toml/ota.pem".into(),
+                    dir: "Cargo.toml".into(),
+                    not_a_directory: true,
+                },
+                2,
+                "key-dir",
+                Some("a part of this one is a file"),
+                "the directory `Cargo.toml` is not a directory",
             ),
         ]);
     }

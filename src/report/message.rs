@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::discover::Found;
 use crate::encode::Compression;
 use crate::image::AppInfo;
+use crate::sign::Scheme;
 use arduino_ota::Command;
 
 /// One JSON line.
@@ -64,6 +65,18 @@ pub enum Message {
         partition_table_written: bool,
         /// The one-time serial flash command that puts the table on the device.
         flash_command: String,
+    },
+    /// `cargo ota keygen`: a new signing key was written.
+    Keygen {
+        /// The key file, as given (PKCS#8 PEM, mode 0600; its contents are
+        /// never printed).
+        file: PathBuf,
+        /// `ecdsa256` or `rsa3072`.
+        scheme: Scheme,
+        /// SHA-256 of the public key as a signature block holds it, in hex (what
+        /// `espsecure digest-sbv2-public-key` writes): the digest the firmware
+        /// trusts the key by.
+        key_digest: String,
     },
     /// A session begins.
     UploadStarted {
@@ -271,6 +284,11 @@ mod tests {
                 host: String::new(),
                 sent: 0,
                 total: 0,
+            },
+            Message::Keygen {
+                file: PathBuf::new(),
+                scheme: Scheme::Ecdsa256,
+                key_digest: String::new(),
             },
         ];
         for m in samples {

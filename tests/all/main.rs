@@ -13,6 +13,7 @@ mod firmware;
 mod fleet;
 mod init;
 mod interrupt;
+mod keygen;
 mod layers;
 mod main_job;
 mod newcomer;

@@ -593,6 +593,39 @@ fn init() {
     }
 }
 
+// --- keygen ------------------------------------------------------------------------
+
+/// `cargo ota keygen`: what it says (the key's digest, which differs every
+/// run, becomes a placeholder; `keygen.rs` checks it against the key), and its
+/// refusal to overwrite the file.
+#[test]
+fn keygen() {
+    let dir = tempfile::tempdir().unwrap();
+    let dirs = [(dir.path(), "[dir]")];
+    let digest = |s: &mut insta::Settings| {
+        s.add_filter(r"\b[0-9a-f]{64}\b", "[digest]");
+        s.add_filter(
+            r"\[0x[0-9a-f]{2}(, 0x[0-9a-f]{2}){31}\]",
+            "[0x.., 32 bytes]",
+        );
+    };
+    let r = run_in(dir.path(), &["keygen", "ota.pem"], &[]);
+    r.assert_code(0);
+    let mut s = settings(&dirs);
+    digest(&mut s);
+    s.bind(|| assert_human("keygen_human", &dirs, &r));
+    let r = run_in(
+        dir.path(),
+        &json_args(&["keygen", "--scheme", "rsa3072", "rsa.pem"]),
+        &[],
+    );
+    r.assert_code(0);
+    s.bind(|| assert_json("keygen_json", &dirs, &r));
+    let r = run_in(dir.path(), &json_args(&["keygen", "ota.pem"]), &[]);
+    r.assert_code(2);
+    assert_json("keygen_exists_json", &dirs, &r);
+}
+
 // --- discover ----------------------------------------------------------------------
 
 /// `cargo ota discover` with no device, in a private network namespace (mDNS
