@@ -123,6 +123,77 @@ impl<'f, 'd> OtaSink<'f, 'd> {
         self
     }
 
+    /// Also trust the key(s) that signed the running image, as ESP-IDF does when
+    /// no key digest is built in: after a first serial flash of a signed image
+    /// (`cargo ota image`), later updates must be signed with the same key.
+    /// Reads the running image's length from its header and segment headers,
+    /// and the signature sector after it. Returns how many keys that adds;
+    /// `Error::Invalid` when the running image carries no valid signature block
+    /// (then nothing is added, and without other trusted keys every update is
+    /// refused: call it only where the running image is signed).
+    #[cfg(feature = "signature")]
+    pub fn trust_running_image_keys(&mut self) -> Result<usize, Error> {
+        use crate::signature::{SECTOR as SIGNATURE_SECTOR, key_digests};
+        let entry = self.running_entry()?;
+        let size = entry.len();
+        let mut region = entry.as_flash_region(self.flash);
+        let mut read =
+            |at: u32, buf: &mut [u8]| region.read(at, buf).map_err(|_| Error::StorageError);
+        let mut header = [0u8; 24];
+        read(0, &mut header)?;
+        if header[0] != crate::appimage::MAGIC {
+            return Err(Error::Invalid);
+        }
+        let mut end = 24u32;
+        for _ in 0..header[1] {
+            let mut segment = [0u8; 8];
+            read(end, &mut segment)?;
+            let len = u32::from_le_bytes([segment[4], segment[5], segment[6], segment[7]]);
+            end = end
+                .checked_add(8)
+                .and_then(|e| e.checked_add(len))
+                .filter(|e| *e < size)
+                .ok_or(Error::Invalid)?;
+        }
+        // The checksum byte ends a 16-byte block; the SHA-256 follows if appended.
+        end = (end | 15) + 1 + if header[23] == 1 { 32 } else { 0 };
+        let at = end.next_multiple_of(SIGNATURE_SECTOR as u32);
+        if at + SIGNATURE_SECTOR as u32 > size {
+            return Err(Error::Invalid);
+        }
+        let mut sector = vec![0u8; SIGNATURE_SECTOR];
+        read(at, &mut sector)?;
+        let found: Vec<[u8; 32]> = key_digests(&sector).into_iter().flatten().collect();
+        if found.is_empty() {
+            return Err(Error::Invalid);
+        }
+        let trusted = self.trusted_keys.get_or_insert_with(Vec::new);
+        let before = trusted.len();
+        for key in found {
+            if !trusted.contains(&key) {
+                trusted.push(key);
+            }
+        }
+        Ok(trusted.len() - before)
+    }
+
+    /// The slot the running image is in: the booted one when known, else the
+    /// one otadata selects (`Error::Invalid` for a factory app).
+    #[cfg(feature = "signature")]
+    fn running_entry(&mut self) -> Result<PartitionEntry, Error> {
+        if let Some(booted) = self.booted
+            && let Some((_, entry)) = self.slots.iter().find(|(_, e)| e.offset() == booted)
+        {
+            return Ok(*entry);
+        }
+        match self.selected_slot()? {
+            AppPartitionSubType::Factory => Err(Error::Invalid),
+            s => Ok(self
+                .slot_entry(s as u8 - AppPartitionSubType::Ota0 as u8)?
+                .1),
+        }
+    }
+
     fn ota(&mut self) -> Result<Ota<'_, 'd>, Error> {
         let count = self.slots.len();
         Ota::new(self.ota_data.as_flash_region(self.flash), count)
@@ -518,6 +589,43 @@ mod tests {
         let mut stored = vec![0u8; signed.len()];
         flash.read(OTA1, &mut stored).unwrap();
         assert_eq!(stored, signed);
+    }
+
+    #[cfg(feature = "signature")]
+    #[test]
+    fn the_running_images_key_is_trusted_when_asked() {
+        use crate::SignatureError;
+        use crate::signature::tests::sign;
+        let _turn = FLASH.lock().unwrap_or_else(|e| e.into_inner());
+        let mut flash = FlashStorage::new();
+        let (running, key) = sign(&app(30_000), 31);
+        let (by_same, _) = sign(&app(40_000), 31);
+        let (by_other, _) = sign(&app(40_000), 32);
+        // An unsigned running image: nothing to trust, said so.
+        fresh(&mut flash);
+        flash.write(OTA0, &app(30_000)).unwrap();
+        let mut sink = OtaSink::new(&mut flash).unwrap();
+        assert_eq!(sink.trust_running_image_keys(), Err(Error::Invalid));
+        // A signed one (ota_0 runs): its key, once.
+        for (sent, want) in [
+            (
+                &by_other,
+                Err(Failure::Update(UpdateError::Signature(
+                    SignatureError::UntrustedKey,
+                ))),
+            ),
+            (&by_same, Ok(())),
+        ] {
+            fresh(&mut flash);
+            flash.write(OTA0, &running).unwrap();
+            let mut sink = OtaSink::new(&mut flash).unwrap();
+            assert_eq!(sink.trust_running_image_keys(), Ok(1));
+            assert_eq!(sink.trust_running_image_keys(), Ok(0));
+            assert_eq!(sink.trusted_keys.as_deref(), Some(&[key][..]));
+            assert_eq!(update_into(sink, sent, sent, None), want);
+            let selected = if want.is_ok() { 1 } else { 0 };
+            assert_eq!(boot_choice(&mut flash).0, selected);
+        }
     }
 
     #[test]
