@@ -289,6 +289,7 @@ impl Display {
                 in_fleet,
                 image_size,
                 compression,
+                key_digest,
             } => {
                 self.json(&Message::UploadStarted {
                     device: target.name.clone(),
@@ -299,7 +300,10 @@ impl Display {
                     md5: md5.clone(),
                     image_size,
                     compression,
+                    signed: key_digest.is_some(),
+                    key_digest: key_digest.clone(),
                 });
+                let signed = if key_digest.is_some() { "signed, " } else { "" };
                 let what_is_sent = match compression {
                     Compression::None => format!("{}, md5 {md5}", HumanBytes(size)),
                     c => format!(
@@ -312,7 +316,10 @@ impl Display {
                 };
                 self.status(
                     "Uploading",
-                    format!("{what} ({what_is_sent}) to {}", describe_target(&target)),
+                    format!(
+                        "{what} ({signed}{what_is_sent}) to {}",
+                        describe_target(&target)
+                    ),
                 );
                 // Until the device connects back there is nothing to measure: a
                 // spinner with the handshake step; the bar comes with the connection.

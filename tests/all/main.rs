@@ -21,6 +21,7 @@ mod pair;
 mod parsers_prop;
 mod reliability;
 mod session;
+mod sign;
 mod snapshots;
 mod tap;
 mod upload;
