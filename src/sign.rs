@@ -369,6 +369,26 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_no_key() {
+        let secret = [9u8; 32];
+        let key = Key::Ecdsa(EcdsaKey::from(SecretKey::from_slice(&secret).unwrap()));
+        let k = SigningKey {
+            digest: key.digest(),
+            key,
+            source: KeySource::Env("OTA_KEY".into()),
+        };
+        let shown = format!("{k:?} {k:#?}");
+        assert!(shown.contains("Key::Ecdsa(<redacted>)"), "{shown}");
+        assert!(shown.contains("OTA_KEY"), "{shown}");
+        assert!(
+            !shown.contains("9, 9, 9") && !shown.contains("0909"),
+            "{shown}"
+        );
+        assert_eq!(k.key.scheme(), "ECDSA P-256");
+        assert_eq!(k.digest_hex().len(), 64);
+    }
+
+    #[test]
     fn a_key_that_is_not_one_says_so() {
         let e =
             load_key("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap_err();

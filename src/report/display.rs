@@ -176,6 +176,8 @@ impl Display {
                 app,
                 partition,
                 partition_size,
+                signed,
+                key_digest,
                 ..
             } => {
                 let app = app
@@ -193,7 +195,16 @@ impl Display {
                 };
                 self.status(
                     "Image",
-                    format!("{chip} app{app}: {}, md5 {md5}{slot}", HumanBytes(*size)),
+                    format!(
+                        "{chip} app{app}: {}{}, md5 {md5}{slot}",
+                        HumanBytes(*size),
+                        match (signed, key_digest) {
+                            (true, Some(_)) => " signed",
+                            // The size and MD5 are the unsigned image's.
+                            (true, None) => " (signed per device)",
+                            _ => "",
+                        }
+                    ),
                 );
             }
             Message::Summary {

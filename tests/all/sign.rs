@@ -16,7 +16,7 @@ use crate::support::{Emu, Run, elf_upload, run_in, sample_elf, upload_file, writ
 use cargo_ota_testkit::sample::SampleChip;
 
 /// An ECDSA P-256 key from `seed` as PKCS#8 PEM, and its public digest.
-fn key_pem(seed: u8) -> (String, [u8; 32]) {
+pub fn key_pem(seed: u8) -> (String, [u8; 32]) {
     use p256::pkcs8::{EncodePrivateKey, LineEnding};
     let secret = p256::SecretKey::from_slice(&[seed; 32]).unwrap();
     let pem = secret.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
@@ -390,6 +390,7 @@ fn each_device_is_signed_with_its_own_key_once_per_key() {
         .collect();
     assert_eq!(signing.len(), 2, "{}", r.stderr);
     assert!(r.stderr.contains(&hex::encode(a)) && r.stderr.contains(&hex::encode(b)));
+    assert!(r.stderr.contains("(signed per device)"), "{}", r.stderr);
     let r = fleet(&["--message-format", "json"]);
     let ready = line(&r, "image-ready");
     assert_eq!(ready["signed"], true);
