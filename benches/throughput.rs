@@ -466,6 +466,7 @@ fn main() {
             options: UploadOptions::default(),
             // The link's figures: the image as it is.
             compress: cargo_ota::encode::Compress::Never,
+            key: None,
         })
         .collect();
     let rep = Reporter::new(MessageFormat::Human, true, false, false);
@@ -474,7 +475,14 @@ fn main() {
         jobs: fleet_size,
         verify: None,
     };
-    let results = fleet::run(&rep, &planned, "bench", &image, fleet);
+    let results = fleet::run(
+        &rep,
+        &planned,
+        "bench",
+        &image,
+        &std::collections::BTreeMap::new(),
+        fleet,
+    );
     let fleet_secs = t.elapsed().as_secs_f64();
     let fleet_ok = results.iter().filter(|r| r.result.is_ok()).count();
     drop(emus);

@@ -131,6 +131,29 @@ pub struct ImageArgs {
     /// Use this ELF instead of building.
     #[arg(long, value_name = "PATH")]
     pub elf: Option<PathBuf>,
+    /// Signing the image.
+    #[command(flatten)]
+    pub sign: SignArgs,
+}
+
+/// Signing app images (Secure Boot V2 signature blocks).
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Signing")]
+pub struct SignArgs {
+    /// Sign app images with this key: a PEM file, or env:VAR (the PEM text in
+    /// that variable) [default: config `signing-key`].
+    // Hyphen values reach the check that refuses a key itself (clap's own
+    // error would repeat it).
+    #[arg(
+        long,
+        value_name = "KEY",
+        conflicts_with = "no_sign",
+        allow_hyphen_values = true
+    )]
+    pub sign: Option<String>,
+    /// Do not sign, even with a configured `signing-key`.
+    #[arg(long)]
+    pub no_sign: bool,
 }
 
 /// `cargo ota image`.
@@ -328,6 +351,9 @@ pub struct UploadArgs {
     /// `partition-table`, if any].
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     pub partition_size: Option<u32>,
+    /// Signing the image (a file already signed by the key is sent as it is).
+    #[command(flatten)]
+    pub sign: SignArgs,
     /// Which devices.
     #[command(flatten)]
     pub devices: DevicesArgs,

@@ -21,6 +21,7 @@ use serde_path_to_error::Segment;
 use crate::encode::Compress;
 use crate::error::{Error, UsageError};
 use crate::image::{self, CHIP_NAMES};
+use crate::sign::{self, KeyChoice};
 use arduino_ota::AuthMode;
 
 /// Settings that may appear at any level.
@@ -64,6 +65,9 @@ pub struct Settings {
     pub ota_guard: Option<bool>,
     /// `compress`: send app images compressed (auto, always, never).
     pub compress: Option<Compress>,
+    /// `signing-key`: the key app images are signed with (a PEM file, or
+    /// `env:VAR`).
+    pub signing_key: Option<KeyChoice>,
 }
 
 impl Settings {
@@ -90,6 +94,7 @@ impl Settings {
             verify_timeout: self.verify_timeout.or(l.verify_timeout),
             ota_guard: self.ota_guard.or(l.ota_guard),
             compress: self.compress.or(l.compress),
+            signing_key: self.signing_key.or(l.signing_key),
         }
     }
 }
@@ -116,6 +121,13 @@ pub struct DeviceEntry {
     /// Send it compressed images (auto, always, never).
     #[serde(default, deserialize_with = "compress")]
     pub compress: Option<Compress>,
+    /// `signing-key` as written (checked by `read_section`, which fills
+    /// `signing_key`).
+    #[serde(default, rename = "signing-key", deserialize_with = "key_value")]
+    signing_key_written: Option<KeyValue>,
+    /// The key its images are signed with.
+    #[serde(skip)]
+    pub signing_key: Option<KeyChoice>,
     /// Where it was defined, for messages.
     #[serde(skip)]
     pub defined_in: PathBuf,
@@ -191,9 +203,52 @@ struct OtaToml {
     ota_guard: Option<bool>,
     #[serde(deserialize_with = "compress")]
     compress: Option<Compress>,
+    #[serde(deserialize_with = "key_value")]
+    signing_key: Option<KeyValue>,
     default_devices: Option<Names>,
     devices: BTreeMap<String, DeviceEntry>,
     groups: BTreeMap<String, Names>,
+}
+
+/// A `signing-key` value as written: a path or `env:VAR`, or (refused) a key
+/// itself, which `Debug` does not show.
+#[derive(Clone, Default, PartialEq)]
+struct KeyValue(String);
+
+impl std::fmt::Debug for KeyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if sign::looks_like_a_key(&self.0) {
+            f.write_str("KeyValue(<a key: redacted>)")
+        } else {
+            write!(f, "KeyValue({:?})", self.0)
+        }
+    }
+}
+
+/// A non-empty string (`explain` does not show a wrong value of this key).
+fn key_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<KeyValue>, D::Error> {
+    let v = Value::deserialize(d)?;
+    match v.as_str() {
+        Some(s) if !s.trim().is_empty() => Ok(Some(KeyValue(s.to_string()))),
+        _ => Err(D::Error::invalid_value(
+            Unexpected::Other("value"),
+            &"a PEM file's path or env:VAR",
+        )),
+    }
+}
+
+/// The key `written` names, where `key` in `file` said it; a value that holds
+/// a key itself is refused (without repeating it).
+fn key_choice(written: &KeyValue, file: &Path, key: &str) -> Result<KeyChoice, Error> {
+    let origin = format!("`{key}` in {}", file.display());
+    if sign::looks_like_a_key(&written.0) {
+        return Err(UsageError::SigningKeyInline { origin }.into());
+    }
+    let dir = file.parent().unwrap_or(Path::new("."));
+    Ok(KeyChoice {
+        source: sign::key_source(&written.0, dir),
+        origin,
+    })
 }
 
 /// Device or group names.
@@ -416,7 +471,9 @@ fn explain(
         Some(x) => x,
         None => &message,
     };
+    // A bad `signing-key` might hold a key's text: never shown.
     let found = found
+        .filter(|_| last != "signing-key")
         .map(|v| format!(", found {}", show(v)))
         .unwrap_or_default();
     err(file, &key, &format!("must be {what}{found}"), None)
@@ -454,9 +511,17 @@ pub fn read_section(
     if t.password.is_some() {
         warnings.push(plaintext_warning(file, &format!("{key}.password")));
     }
+    let signing_key = match &t.signing_key {
+        Some(v) => Some(key_choice(v, file, &format!("{key}.signing-key"))?),
+        None => None,
+    };
     let mut devices = t.devices;
     for (name, entry) in &mut devices {
         entry.defined_in = file.to_path_buf();
+        if let Some(v) = entry.signing_key_written.take() {
+            let k = format!("{key}.devices.{name}.signing-key");
+            entry.signing_key = Some(key_choice(&v, file, &k)?);
+        }
         if entry.password.is_some() {
             let k = format!("{key}.devices.{name}.password");
             warnings.push(plaintext_warning(file, &k));
@@ -483,6 +548,7 @@ pub fn read_section(
         verify_timeout: t.verify_timeout,
         ota_guard: t.ota_guard,
         compress: t.compress,
+        signing_key,
     };
     Ok(Some(Section {
         settings,
@@ -633,6 +699,46 @@ mod tests {
         );
         let e = err(json!({ "devices": { "d": { "host": "h", "compress": true } } }));
         assert!(e.contains("package.metadata.ota.devices.d.compress"), "{e}");
+    }
+
+    #[test]
+    fn signing_key_at_the_section_and_per_device() {
+        let s = read(json!({
+            "signing-key": "keys/ota.pem",
+            "devices": { "shelf": { "host": "10.0.0.2", "signing-key": "env:SHELF_KEY" } }
+        }))
+        .unwrap();
+        let k = s.settings.signing_key.unwrap();
+        assert_eq!(k.source, sign::KeySource::File("/p/keys/ota.pem".into()));
+        assert_eq!(
+            k.origin,
+            "`package.metadata.ota.signing-key` in /p/Cargo.toml"
+        );
+        let d = s.devices["shelf"].signing_key.clone().unwrap();
+        assert_eq!(d.source, sign::KeySource::Env("SHELF_KEY".into()));
+        assert!(
+            d.origin.contains("devices.shelf.signing-key"),
+            "{}",
+            d.origin
+        );
+        // A key itself is refused, and not repeated.
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAsecret\n-----END PRIVATE KEY-----\n";
+        for v in [
+            json!({ "signing-key": pem }),
+            json!({ "devices": { "d": { "host": "h", "signing-key": pem } } }),
+        ] {
+            let e = read(v).unwrap_err();
+            assert_eq!(e.kind(), "signing-key-inline");
+            let text = format!("{e} | {}", e.hint().unwrap_or_default());
+            assert!(text.contains("signing-key` in /p/Cargo.toml"), "{text}");
+            assert!(!text.contains("MIGHAgEA"), "{text}");
+        }
+        let e = err(json!({ "signing-key": ["-----BEGIN secret"] }));
+        assert!(
+            e.contains("signing-key` must be a PEM file's path or env:VAR"),
+            "{e}"
+        );
+        assert!(!e.contains("secret"), "{e}");
     }
 
     #[test]

@@ -9,13 +9,19 @@
 //! arduino-esp32 core takes neither and refuses the first 4 KiB ("Wrong Magic
 //! Byte"). So an ESP32-family image goes compressed with `always` (and, with
 //! `auto`, to a device known to inflate); `auto` sends it as it is otherwise.
+//!
+//! Signing comes first ([`sign_for`]): the signature covers the image a device
+//! stores, and compression wraps the signed image. An ESP8266 image is never
+//! signed (its core checks its own signature format).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use arduino_ota::{Command, DeviceFailure, appimage};
 use serde::{Deserialize, Serialize};
 
-use crate::error::UploadError;
+use crate::error::{ImageError, UploadError};
+use crate::sign::{self, SigningKey};
 
 /// The window `cargo ota` compresses zlib streams with: what the `arduino-ota`
 /// responder inflates with ([`arduino_ota::decode::WINDOW`]).
@@ -66,8 +72,10 @@ pub struct Payload {
     pub bytes: Vec<u8>,
     /// How they were made from the image.
     pub compression: Compression,
-    /// The image's own size.
+    /// The image's own size (signed, when signed).
     pub image_size: u64,
+    /// The digest of the key the image is signed with (`None`: unsigned).
+    pub key_digest: Option<[u8; 32]>,
 }
 
 impl Payload {
@@ -77,8 +85,57 @@ impl Payload {
             bytes: image.to_vec(),
             compression: Compression::None,
             image_size: image.len() as u64,
+            key_digest: None,
         }
     }
+}
+
+/// Signed images by the digest of the key that signed them.
+pub type SignedImages = BTreeMap<[u8; 32], Vec<u8>>;
+
+/// `image` signed by each of `keys` (once per distinct key), keyed by the key's
+/// digest. Each signed image is checked against its key's digest with the
+/// device's own check before anything is sent or written. An image that already
+/// carries a valid signature by a key (a file `cargo ota image` signed) is that
+/// key's as it is.
+pub fn sign_for<'a>(
+    image: &[u8],
+    keys: impl IntoIterator<Item = &'a SigningKey>,
+) -> Result<SignedImages, ImageError> {
+    let mut out = BTreeMap::new();
+    for key in keys {
+        if out.contains_key(&key.digest) {
+            continue;
+        }
+        let signed = if is_signed_by(image, key) {
+            image.to_vec()
+        } else {
+            let signed = sign::sign(image, &key.key);
+            match arduino_ota::signature::verify(&signed, &[key.digest]) {
+                Ok(body) if body + arduino_ota::signature::SECTOR == signed.len() => {}
+                Ok(body) => {
+                    return Err(ImageError::SignatureSelfCheck {
+                        source_name: key.source.to_string(),
+                        detail: format!("it covers {body} of {} bytes", signed.len()),
+                    });
+                }
+                Err(e) => {
+                    return Err(ImageError::SignatureSelfCheck {
+                        source_name: key.source.to_string(),
+                        detail: e.to_string(),
+                    });
+                }
+            }
+            signed
+        };
+        out.insert(key.digest, signed);
+    }
+    Ok(out)
+}
+
+/// Does `image` already end in a valid signature by `key`?
+pub fn is_signed_by(image: &[u8], key: &SigningKey) -> bool {
+    arduino_ota::signature::verify(image, &[key.digest]).is_ok()
 }
 
 /// How an image of `kind` is sent under `compress`: gzip for an ESP8266 app
@@ -136,6 +193,7 @@ pub fn encode(image: &[u8], compression: Compression) -> Payload {
         bytes,
         compression,
         image_size: image.len() as u64,
+        key_digest: None,
     }
 }
 
@@ -270,6 +328,45 @@ mod tests {
         let p = encode(&noise, Compression::Zlib);
         assert_eq!(p.compression, Compression::None);
         assert_eq!(p.bytes, noise);
+    }
+
+    #[test]
+    fn each_key_signs_once_and_a_signed_image_is_not_signed_again() {
+        let key = |seed: u8| SigningKey {
+            key: sign::Key::Ecdsa(p256::ecdsa::SigningKey::from(
+                p256::SecretKey::from_slice(&[seed; 32]).unwrap(),
+            )),
+            source: sign::KeySource::Env(format!("K{seed}")),
+            digest: [0; 32],
+        };
+        let with_digest = |mut k: SigningKey| {
+            k.digest = k.key.digest();
+            k
+        };
+        let (a, b) = (with_digest(key(1)), with_digest(key(2)));
+        let image = esp32_image();
+        let signed = sign_for(&image, [&a, &b, &a]).unwrap();
+        assert_eq!(signed.len(), 2);
+        for k in [&a, &b] {
+            let s = &signed[&k.digest];
+            assert_eq!(s.len(), sign::signed_len(image.len()));
+            assert!(is_signed_by(s, k));
+        }
+        assert!(!is_signed_by(&image, &a));
+        assert!(!is_signed_by(&signed[&b.digest], &a));
+        // A file already signed by the key goes as it is.
+        let again = sign_for(&signed[&a.digest], [&a]).unwrap();
+        assert_eq!(again[&a.digest], signed[&a.digest]);
+        // The self-check catches a digest that is not the key's.
+        let mut wrong = key(3);
+        wrong.digest = a.digest;
+        let e = sign_for(&image, [&wrong]).unwrap_err();
+        assert_eq!(e.kind(), "signature-self-check");
+        assert!(e.to_string().contains("env:K3"), "{e}");
+        // Signed, then compressed: the zlib stream inflates to the signed image.
+        let p = encode(&signed[&a.digest], Compression::Zlib);
+        assert_eq!(p.compression, Compression::Zlib);
+        assert_eq!(p.image_size, signed[&a.digest].len() as u64);
     }
 
     #[test]

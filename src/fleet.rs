@@ -1,16 +1,18 @@
 //! Many devices in one run: bounded parallel sessions (one thread each), every
 //! session with its own host port, a failed device never stopping the others.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::encode::{self, Compress, Compression, Payload};
+use crate::encode::{self, Compress, Compression, Payload, SignedImages};
 use crate::error::UploadError;
 use crate::report::Reporter;
 use crate::session::Outcome;
 use crate::session::{Target, UploadOptions};
+use crate::sign::SigningKey;
 
 /// Most sessions at once when `--jobs` is not given.
 pub const MAX_DEFAULT_JOBS: usize = 16;
@@ -24,6 +26,8 @@ pub struct Planned {
     pub options: UploadOptions,
     /// Whether it gets a compressed image.
     pub compress: Compress,
+    /// The key its image is signed with (`None`: sent unsigned).
+    pub key: Option<Arc<SigningKey>>,
 }
 
 /// How the fleet runs.
@@ -89,19 +93,31 @@ pub fn worker_port(pinned: Option<u16>, worker: usize) -> Option<u16> {
     pinned.map(|p| p.saturating_add(worker as u16))
 }
 
-/// Upload `image` to every planned device, `jobs` at a time.
+/// Upload `image` to every planned device, `jobs` at a time; a device with a
+/// key gets the image `signed` by it (the key's digest to the signed image,
+/// from [`encode::sign_for`]).
 pub fn run(
     rep: &Reporter,
     planned: &[Planned],
     what: &str,
     image: &[u8],
+    signed: &SignedImages,
     options: FleetOptions,
 ) -> Vec<DeviceResult> {
     let FleetOptions { jobs, verify } = options;
-    // Each encoding is made once, when the first device needs it.
-    let payloads: [OnceLock<Payload>; 3] = Default::default();
-    let payload = |c: Compression| -> &Payload {
-        payloads[c as usize].get_or_init(|| encode::encode(image, c))
+    // Each (signature, encoding) is made once, when the first device needs it.
+    type Payloads = HashMap<(Option<[u8; 32]>, Compression), Arc<Payload>>;
+    let payloads: Mutex<Payloads> = Mutex::default();
+    let payload = |key: Option<[u8; 32]>, c: Compression| -> Arc<Payload> {
+        let mut made = payloads.lock().expect("payloads lock");
+        made.entry((key, c))
+            .or_insert_with(|| {
+                let bytes = key.map_or(image, |d| &signed[&d][..]);
+                let mut p = encode::encode(bytes, c);
+                p.key_digest = key;
+                Arc::new(p)
+            })
+            .clone()
     };
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<DeviceResult>>> =
@@ -124,11 +140,12 @@ pub fn run(
                         p.compress,
                         p.compress == Compress::Auto && inflates(&p.target.host),
                     );
-                    let mut sent = payload(compression);
+                    let key = p.key.as_ref().map(|k| k.digest);
+                    let mut sent = payload(key, compression);
                     let (session, started, result) = loop {
                         let started = Instant::now();
                         let session =
-                            rep.session(&p.target, what, sent, options.command, planned.len() > 1);
+                            rep.session(&p.target, what, &sent, options.command, planned.len() > 1);
                         let result =
                             crate::session::upload(&p.target, &sent.bytes, &options, &mut |e| {
                                 session.event(&e)
@@ -142,7 +159,7 @@ pub fn run(
                                     && encode::is_refusal_of_compression(e) =>
                             {
                                 session.refused_compressed(&p.target.name, sent.compression, text);
-                                sent = payload(Compression::None);
+                                sent = payload(key, Compression::None);
                             }
                             _ => break (session, started, result),
                         }

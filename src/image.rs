@@ -157,6 +157,9 @@ pub struct ImageOptions {
     pub min_chip_rev: u16,
     /// Require an ESP-IDF app descriptor (off with `--ignore-app-descriptor`).
     pub check_app_descriptor: bool,
+    /// The image will be signed: the slot must hold it with its padding and
+    /// signature sector.
+    pub signed: bool,
 }
 
 /// What the app descriptor says.
@@ -396,11 +399,20 @@ pub fn convert(
     let limit = opts
         .partition_size
         .or(slot.as_ref().map(|s| s.partition_size));
+    let stored = if opts.signed {
+        crate::sign::signed_len(data.len())
+    } else {
+        data.len()
+    };
     if let Some(limit) = limit
-        && data.len() as u64 > u64::from(limit)
+        && stored as u64 > u64::from(limit)
     {
         let given = opts.partition_size.is_some();
-        return Err(too_big(data.len() as u32, limit, slot.as_ref(), given).into());
+        let mut e = too_big(stored as u32, limit, slot.as_ref(), given);
+        if let ImageError::TooBig { signed, .. } = &mut e {
+            *signed = opts.signed;
+        }
+        return Err(e.into());
     }
     Ok(AppImage {
         md5: md5_hex(&data),
@@ -418,6 +430,7 @@ fn too_big(app: u32, part: u32, slot: Option<&SlotCheck>, given: bool) -> ImageE
         part,
         slot: slot.map(|s| s.partition.clone()),
         given,
+        signed: false,
     }
 }
 

@@ -11,12 +11,14 @@ use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, IoError};
 use crate::firmware::{BuildOptions, Project, Toolchain};
 use crate::fleet::{FleetOptions, Planned};
 use crate::image::ImageOptions;
+use crate::sign::SigningKey;
 use arduino_ota::Command;
 
 /// The password variable when none is named.
@@ -160,6 +162,8 @@ pub struct ImageJob {
     pub image: ImageOptions,
     /// Where to write the image (`None`: the ELF's path with `.bin` added).
     pub output: Option<PathBuf>,
+    /// The key the image is signed with (`--sign`, else `signing-key`).
+    pub key: Option<Arc<SigningKey>>,
 }
 
 /// `cargo ota upload`, settled.
@@ -187,7 +191,8 @@ pub use resolve::{image_job, main_job, upload_job};
 mod resolve {
     use super::*;
     use crate::cli::{
-        AuthArgs, DevicesArgs, ImageArgs, ImageCommandArgs, MainArgs, SessionArgs, UploadArgs,
+        AuthArgs, DevicesArgs, ImageArgs, ImageCommandArgs, MainArgs, SessionArgs, SignArgs,
+        UploadArgs,
     };
     use crate::config::{self, Config, Settings};
     use crate::encode::Compress;
@@ -198,6 +203,118 @@ mod resolve {
     use crate::report::Reporter;
     use crate::session::verify::{REBOOT_GRACE, REBOOT_GRACE_ENV};
     use crate::session::{Password, Target, UploadOptions};
+    use crate::sign::{self, KeyChoice, KeySource};
+
+    /// What `--sign`/`--no-sign` say: `Some(None)` signs nothing,
+    /// `Some(Some(key))` signs with that key; `None` leaves it to the config.
+    type SignFlag = Option<Option<KeyChoice>>;
+
+    /// `--sign KEY` (a path relative to the working directory, or env:VAR) or
+    /// `--no-sign`. A key on the command line itself is refused.
+    fn sign_flag(args: &SignArgs, cwd: &Path) -> Result<SignFlag, Error> {
+        if args.no_sign {
+            return Ok(Some(None));
+        }
+        let Some(value) = &args.sign else {
+            return Ok(None);
+        };
+        let origin = "--sign".to_string();
+        if sign::looks_like_a_key(value) {
+            return Err(UsageError::SigningKeyInline { origin }.into());
+        }
+        Ok(Some(Some(KeyChoice {
+            source: sign::key_source(value, cwd),
+            origin,
+        })))
+    }
+
+    /// Signing keys, each source read once (and warned about once).
+    struct Keys<'a> {
+        env: &'a Environment,
+        rep: &'a Reporter,
+        loaded: BTreeMap<KeySource, Arc<SigningKey>>,
+    }
+
+    impl<'a> Keys<'a> {
+        fn new(env: &'a Environment, rep: &'a Reporter) -> Self {
+            Keys {
+                env,
+                rep,
+                loaded: BTreeMap::new(),
+            }
+        }
+
+        /// The key `choice` names, read from its file or variable. The text is
+        /// never shown; a file others may read is warned about.
+        fn load(&mut self, choice: &KeyChoice) -> Result<Arc<SigningKey>, Error> {
+            if let Some(k) = self.loaded.get(&choice.source) {
+                return Ok(k.clone());
+            }
+            let origin = || choice.origin.clone();
+            let pem = match &choice.source {
+                KeySource::File(path) => {
+                    let text =
+                        std::fs::read_to_string(path).map_err(|e| UsageError::SigningKeyFile {
+                            path: path.clone(),
+                            origin: origin(),
+                            detail: e.to_string(),
+                        })?;
+                    if let Some(mode) = others_may_read(path) {
+                        self.rep.warn(format!(
+                            "the signing key `{p}` can be read by other users (mode {mode:03o}): chmod 600 {p}",
+                            p = path.display()
+                        ));
+                    }
+                    text
+                }
+                KeySource::Env(var) => self
+                    .env
+                    .var(var)
+                    .ok_or_else(|| UsageError::SigningKeyEnvUnset {
+                        var: var.clone(),
+                        origin: origin(),
+                    })?
+                    .to_string(),
+            };
+            let key = SigningKey::new(&pem, choice.source.clone()).map_err(|detail| {
+                UsageError::SigningKeyInvalid {
+                    source_name: choice.source.to_string(),
+                    origin: origin(),
+                    detail,
+                }
+            })?;
+            let key = Arc::new(key);
+            self.loaded.insert(choice.source.clone(), key.clone());
+            Ok(key)
+        }
+
+        /// The key a flag or the config chooses, if any.
+        fn choose(
+            &mut self,
+            flag: &SignFlag,
+            configured: &Option<KeyChoice>,
+        ) -> Result<Option<Arc<SigningKey>>, Error> {
+            match flag.as_ref().unwrap_or(configured) {
+                Some(choice) => self.load(choice).map(Some),
+                None => Ok(None),
+            }
+        }
+    }
+
+    /// The file's permission bits when group or others may read it (unix).
+    fn others_may_read(path: &Path) -> Option<u32> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+            (mode & 0o077 != 0).then_some(mode)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            None
+        }
+    }
 
     /// The project (when there is one) and what its files configure.
     struct Context {
@@ -332,6 +449,7 @@ mod resolve {
             partition_size: args.partition_size,
             min_chip_rev: args.min_chip_rev.or(s.min_chip_rev).unwrap_or(0),
             check_app_descriptor: !args.ignore_app_descriptor,
+            signed: false,
         }
     }
 
@@ -396,6 +514,7 @@ mod resolve {
     }
 
     /// Which devices, each with its port, password and auth.
+    #[allow(clippy::too_many_arguments)]
     fn devices(
         config: &Config,
         devices: &DevicesArgs,
@@ -403,7 +522,15 @@ mod resolve {
         session: &SessionArgs,
         command: Command,
         env: &Environment,
+        sign: &SignFlag,
+        keys: &mut Keys,
     ) -> Result<Vec<Planned>, Error> {
+        // A filesystem image is not signed.
+        let sign = if command == Command::Flash {
+            sign
+        } else {
+            &Some(None)
+        };
         let cli = cli_layer(devices, auth, session);
         let base = cli.clone().or(&config.settings);
         let mut names: Vec<String> = if devices.all {
@@ -430,6 +557,7 @@ mod resolve {
                 },
                 options: upload_options(&base, auth, command, env),
                 compress: base.compress.unwrap_or_default(),
+                key: keys.choose(sign, &base.signing_key)?,
             });
         }
         for name in names {
@@ -440,6 +568,7 @@ mod resolve {
                 password: entry.password.clone(),
                 auth: entry.auth,
                 compress: entry.compress,
+                signing_key: entry.signing_key.clone(),
                 ..Settings::default()
             };
             let merged = cli.clone().or(&layer.or(&config.settings));
@@ -451,6 +580,7 @@ mod resolve {
                 },
                 options: upload_options(&merged, auth, command, env),
                 compress: merged.compress.unwrap_or_default(),
+                key: keys.choose(sign, &merged.signing_key)?,
             });
         }
         Ok(out)
@@ -494,6 +624,7 @@ mod resolve {
     /// typo in a device name should not cost a build.
     pub fn main_job(args: &MainArgs, env: &Environment, rep: &Reporter) -> Result<MainJob, Error> {
         let ctx = context(&args.build, args.image.elf.is_none(), env, rep)?;
+        let sign = sign_flag(&args.image.sign, &ctx.cwd)?;
         let devices = devices(
             &ctx.config,
             &args.devices,
@@ -501,9 +632,12 @@ mod resolve {
             &args.session,
             Command::Flash,
             env,
+            &sign,
+            &mut Keys::new(env, rep),
         )?;
         let fleet = fleet_options(&ctx.config, &args.session, &devices, env)?;
-        let (firmware, image) = firmware_and_image(&ctx, &args.build, &args.image);
+        let (firmware, mut image) = firmware_and_image(&ctx, &args.build, &args.image);
+        image.signed = devices.iter().any(|p| p.key.is_some());
         Ok(MainJob {
             firmware,
             image,
@@ -520,11 +654,15 @@ mod resolve {
         rep: &Reporter,
     ) -> Result<ImageJob, Error> {
         let ctx = context(&args.build, args.image.elf.is_none(), env, rep)?;
-        let (firmware, image) = firmware_and_image(&ctx, &args.build, &args.image);
+        let sign = sign_flag(&args.image.sign, &ctx.cwd)?;
+        let key = Keys::new(env, rep).choose(&sign, &ctx.config.settings.signing_key)?;
+        let (firmware, mut image) = firmware_and_image(&ctx, &args.build, &args.image);
+        image.signed = key.is_some();
         Ok(ImageJob {
             firmware,
             image,
             output: args.output.clone(),
+            key,
         })
     }
 
@@ -545,6 +683,7 @@ mod resolve {
             ..Default::default()
         };
         let ctx = context(&build, false, env, rep)?;
+        let sign = sign_flag(&args.sign, &ctx.cwd)?;
         let devices = devices(
             &ctx.config,
             &args.devices,
@@ -552,6 +691,8 @@ mod resolve {
             &args.session,
             command,
             env,
+            &sign,
+            &mut Keys::new(env, rep),
         )?;
         let fleet = fleet_options(&ctx.config, &args.session, &devices, env)?;
         let s = &ctx.config.settings;

@@ -2,24 +2,108 @@
 //! --version 2`) signs it, so that a device that trusts the key's digest takes
 //! it (`arduino_ota::signature`). Keys in PEM as espsecure writes them (RSA-3072
 //! in PKCS#1, ECDSA P-256 in SEC1) or in PKCS#8; [`generate`] makes new ones
-//! (`cargo ota keygen`). The settings and the device's use of it are the next
-//! steps of #18.
+//! (`cargo ota keygen`).
+//!
+//! A key is named, never given: `signing-key` / `--sign` hold a PEM file's path
+//! or `env:VAR` ([`KeySource`]); `settings.rs` reads it into a [`SigningKey`],
+//! and `encode.rs` signs with it before compressing.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 use p256::SecretKey;
 use p256::ecdsa::signature::hazmat::PrehashSigner;
-use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use p256::ecdsa::{Signature, SigningKey as EcdsaKey, VerifyingKey};
 use rsa::traits::PublicKeyParts;
 use rsa::{BoxedUint, Pss};
 use sha2::{Digest, Sha256};
 
 use arduino_ota::signature::{BLOCK, CURVE_P256, MAGIC, SECTOR, VERSION_ECDSA, VERSION_RSA, crc32};
 
+/// Where a signing key's PEM text is: a file, or an environment variable
+/// (`env:VAR`). Never the key itself.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeySource {
+    /// A PEM file.
+    File(PathBuf),
+    /// An environment variable holding the PEM text.
+    Env(String),
+}
+
+impl fmt::Display for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySource::File(p) => write!(f, "{}", p.display()),
+            KeySource::Env(var) => write!(f, "env:{var}"),
+        }
+    }
+}
+
+/// Does a value of `signing-key` / `--sign` hold a key rather than name one?
+pub fn looks_like_a_key(value: &str) -> bool {
+    value.contains("-----BEGIN") || value.contains("PRIVATE KEY")
+}
+
+/// The source a value names: `env:VAR`, else a path (relative to `base`, the
+/// directory of the file that names it, or the working directory for `--sign`).
+/// Check [`looks_like_a_key`] first.
+pub fn key_source(value: &str, base: &Path) -> KeySource {
+    match value.strip_prefix("env:") {
+        Some(var) => KeySource::Env(var.to_string()),
+        None => KeySource::File(base.join(value)),
+    }
+}
+
+/// The key a setting or flag chose, and where it was chosen (for messages).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyChoice {
+    /// Where the PEM is.
+    pub source: KeySource,
+    /// Who named it: "--sign", or "`package.metadata.ota.signing-key` in FILE".
+    pub origin: String,
+}
+
+/// A key read from its source, with its public digest.
+#[derive(Debug)]
+pub struct SigningKey {
+    /// The key.
+    pub key: Key,
+    /// Where it was read from.
+    pub source: KeySource,
+    /// Its public key's digest (what a device trusts).
+    pub digest: [u8; 32],
+}
+
+impl SigningKey {
+    /// Read from `pem`, the text of `source`.
+    pub fn new(pem: &str, source: KeySource) -> Result<SigningKey, String> {
+        let key = load_key(pem)?;
+        let digest = key.digest();
+        Ok(SigningKey {
+            key,
+            source,
+            digest,
+        })
+    }
+
+    /// The digest in lowercase hex.
+    pub fn digest_hex(&self) -> String {
+        hex::encode(self.digest)
+    }
+}
+
+/// The size of `len` bytes of image once signed: padded to 4 KiB, and the
+/// signature sector.
+pub fn signed_len(len: usize) -> usize {
+    len.div_ceil(SECTOR) * SECTOR + SECTOR
+}
+
 /// A signing key. `Debug` shows only its kind: a key is never printed.
 pub enum Key {
     /// RSA-3072 (Secure Boot V2's first scheme).
     Rsa(Box<rsa::PrivateKey>),
     /// ECDSA P-256.
-    Ecdsa(SigningKey),
+    Ecdsa(EcdsaKey),
 }
 
 /// The schemes a new key can be for (`cargo ota keygen --scheme`).
@@ -85,7 +169,7 @@ pub fn generate(scheme: Scheme) -> Result<(Key, Pem), String> {
             let secret = SecretKey::try_generate_from_rng(&mut getrandom::SysRng)
                 .map_err(|e| format!("no random numbers from the operating system ({e})"))?;
             let pem = secret.to_pkcs8_pem(LineEnding::LF);
-            (Key::Ecdsa(SigningKey::from(secret)), pem)
+            (Key::Ecdsa(EcdsaKey::from(secret)), pem)
         }
         Scheme::Rsa3072 => {
             let private =
@@ -107,7 +191,7 @@ pub fn load_key(pem: &str) -> Result<Key, String> {
     use rsa::pkcs1::DecodeRsaPrivateKey;
     use rsa::pkcs8::DecodePrivateKey;
     if let Ok(k) = SecretKey::from_pem(pem) {
-        return Ok(Key::Ecdsa(SigningKey::from(k)));
+        return Ok(Key::Ecdsa(EcdsaKey::from(k)));
     }
     let rsa = rsa::PrivateKey::from_pkcs1_pem(pem)
         .or_else(|_| rsa::PrivateKey::from_pkcs8_pem(pem))
@@ -131,6 +215,14 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
+    /// The scheme's name in messages.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Key::Rsa(_) => "RSA-3072",
+            Key::Ecdsa(_) => "ECDSA P-256",
+        }
+    }
+
     /// The public key's fields as a signature block stores them.
     fn fields(&self) -> Vec<u8> {
         match self {
@@ -406,6 +498,47 @@ mod tests {
             let (other, _) = generate(scheme).unwrap();
             assert_ne!(other.digest(), key.digest(), "{scheme:?}");
         }
+    }
+
+    #[test]
+    fn sources_and_sizes() {
+        let base = Path::new("/p");
+        assert_eq!(
+            key_source("env:OTA_KEY", base),
+            KeySource::Env("OTA_KEY".into())
+        );
+        assert_eq!(key_source("env:OTA_KEY", base).to_string(), "env:OTA_KEY");
+        assert_eq!(
+            key_source("keys/ota.pem", base),
+            KeySource::File("/p/keys/ota.pem".into())
+        );
+        assert_eq!(key_source("/k.pem", base), KeySource::File("/k.pem".into()));
+        assert!(looks_like_a_key("-----BEGIN EC PRIVATE KEY-----\nMHc"));
+        assert!(looks_like_a_key("MIIE PRIVATE KEY"));
+        assert!(!looks_like_a_key("keys/ota.pem"));
+        assert_eq!(signed_len(1), 8192);
+        assert_eq!(signed_len(4096), 8192);
+        assert_eq!(signed_len(4097), 12288);
+    }
+
+    #[test]
+    fn debug_shows_no_key() {
+        let secret = [9u8; 32];
+        let key = Key::Ecdsa(EcdsaKey::from(SecretKey::from_slice(&secret).unwrap()));
+        let k = SigningKey {
+            digest: key.digest(),
+            key,
+            source: KeySource::Env("OTA_KEY".into()),
+        };
+        let shown = format!("{k:?} {k:#?}");
+        assert!(shown.contains("Key::Ecdsa(<redacted>)"), "{shown}");
+        assert!(shown.contains("OTA_KEY"), "{shown}");
+        assert!(
+            !shown.contains("9, 9, 9") && !shown.contains("0909"),
+            "{shown}"
+        );
+        assert_eq!(k.key.scheme(), "ECDSA P-256");
+        assert_eq!(k.digest_hex().len(), 64);
     }
 
     #[test]

@@ -8,12 +8,14 @@ use std::time::Instant;
 
 use super::read_image;
 use crate::cli::{ImageCommandArgs, MainArgs, UploadArgs};
+use crate::encode::{self, SignedImages};
 use crate::error::{Error, ImageError};
 use crate::firmware;
-use crate::fleet::{self, DeviceResult};
+use crate::fleet::{self, DeviceResult, Planned};
 use crate::image::{self, AppImage, ImageOptions};
 use crate::report::{DeviceSummary, Message, Reporter, round3};
 use crate::settings::{self, Environment, Firmware};
+use crate::sign::SigningKey;
 use arduino_ota::Command;
 
 /// Build the firmware (or take `--elf`); returns the ELF and a partition table
@@ -88,22 +90,108 @@ pub fn convert_elf(
     rep: &Reporter,
 ) -> Result<AppImage, Error> {
     let image = convert_file(elf_path, opts, rep)?;
-    report_image(rep, elf_path, &image, None);
+    report_image(rep, elf_path, &image, None, Signed::No);
     Ok(image)
 }
 
-fn report_image(rep: &Reporter, elf: &Path, image: &AppImage, written: Option<&Path>) {
+/// How the image `image-ready` describes is signed.
+enum Signed<'a> {
+    /// Not at all.
+    No,
+    /// By one key, for every device (or the file written): these bytes.
+    By(&'a SigningKey, &'a [u8]),
+    /// For every device, by keys of their own.
+    PerDevice,
+}
+
+fn report_image(
+    rep: &Reporter,
+    elf: &Path,
+    image: &AppImage,
+    written: Option<&Path>,
+    signed: Signed,
+) {
+    let (size, md5) = match signed {
+        Signed::By(_, bytes) => (bytes.len() as u64, arduino_ota::md5_hex(bytes)),
+        _ => (image.data.len() as u64, image.md5.clone()),
+    };
     rep.message(Message::ImageReady {
         elf: elf.to_path_buf(),
         path: written.map(Path::to_path_buf),
         chip: image.chip.to_string(),
-        size: image.data.len() as u64,
-        md5: image.md5.clone(),
+        size,
+        md5,
         app: image.app.clone(),
         partition: image.slot.as_ref().map(|s| s.partition.clone()),
         partition_size: image.limit,
         ota_slots: image.slot.as_ref().map(|s| s.ota_slots),
+        signed: !matches!(signed, Signed::No),
+        key_digest: match signed {
+            Signed::By(key, _) => Some(key.digest_hex()),
+            _ => None,
+        },
     });
+}
+
+/// The distinct keys of `devices`, in order.
+fn keys_of(devices: &[Planned]) -> Vec<&SigningKey> {
+    let mut keys: Vec<&SigningKey> = Vec::new();
+    for k in devices.iter().filter_map(|p| p.key.as_deref()) {
+        if !keys.iter().any(|s| s.digest == k.digest) {
+            keys.push(k);
+        }
+    }
+    keys
+}
+
+/// `-v`: each key's scheme, public digest and source (never the key).
+fn report_keys(rep: &Reporter, keys: &[&SigningKey]) {
+    for k in keys {
+        rep.detail(
+            "Signing",
+            format!(
+                "with {} key {} from {}",
+                k.key.scheme(),
+                k.digest_hex(),
+                k.source
+            ),
+        );
+    }
+}
+
+/// Refuse to sign an ESP8266 image for any device (a key of its own or the
+/// section's): its core checks its own signature format.
+fn refuse_signed_esp8266(image: &[u8], what: &str, devices: &[Planned]) -> Result<(), Error> {
+    if !encode::is_esp8266_image(image) {
+        return Ok(());
+    }
+    match devices.iter().find(|p| p.key.is_some()) {
+        Some(p) => Err(ImageError::SignEsp8266 {
+            what: what.to_string(),
+            device: format!(
+                "device `{}` (key {})",
+                p.target.name,
+                p.key
+                    .as_ref()
+                    .map(|k| k.source.to_string())
+                    .unwrap_or_default()
+            ),
+        }
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// The image signed for every device that has a key; what `image-ready` says.
+fn sign_for_devices<'a>(
+    rep: &Reporter,
+    image: &[u8],
+    devices: &'a [Planned],
+) -> Result<(SignedImages, Vec<&'a SigningKey>), Error> {
+    let keys = keys_of(devices);
+    report_keys(rep, &keys);
+    let signed = encode::sign_for(image, keys.iter().copied())?;
+    Ok((signed, keys))
 }
 
 /// Report each device and the summary. One device: its own exit code; several:
@@ -196,14 +284,22 @@ fn ota_guard(rep: &Reporter, image: &[u8], what: &str, allowed: bool) -> Result<
 pub fn main_command(rep: &Reporter, args: &MainArgs, env: &Environment) -> Result<(), Error> {
     let job = settings::main_job(args, env, rep)?;
     let (elf, image) = make_image(&job.firmware, job.image, rep)?;
-    report_image(rep, &elf, &image, None);
     let what = elf
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "firmware".into());
+    refuse_signed_esp8266(&image.data, &what, &job.devices)?;
+    let (signed, keys) = sign_for_devices(rep, &image.data, &job.devices)?;
+    let all_signed = job.devices.iter().all(|p| p.key.is_some());
+    let how = match keys.as_slice() {
+        [key] if all_signed => Signed::By(key, &signed[&key.digest]),
+        _ if all_signed => Signed::PerDevice,
+        _ => Signed::No,
+    };
+    report_image(rep, &elf, &image, None, how);
     ota_guard(rep, &image.data, &what, job.allow_no_ota)?;
     let started = Instant::now();
-    let results = fleet::run(rep, &job.devices, &what, &image.data, job.fleet);
+    let results = fleet::run(rep, &job.devices, &what, &image.data, &signed, job.fleet);
     report_fleet(rep, results, started)
 }
 
@@ -220,14 +316,25 @@ pub fn image_command(
         p.push(".bin");
         PathBuf::from(p)
     });
+    // The file for the first serial flash: signed with the key, if any.
+    let keys: Vec<&SigningKey> = job.key.as_deref().into_iter().collect();
+    report_keys(rep, &keys);
+    let signed = encode::sign_for(&image.data, keys.iter().copied())?;
+    let (bytes, how) = match keys.first() {
+        Some(key) => {
+            let bytes = &signed[&key.digest];
+            (&bytes[..], Signed::By(key, bytes))
+        }
+        None => (&image.data[..], Signed::No),
+    };
     let tmp = out.with_extension("cargo-ota.partial");
-    fs::write(&tmp, &image.data)
+    fs::write(&tmp, bytes)
         .and_then(|_| fs::rename(&tmp, &out))
         .map_err(|e| {
             let _ = fs::remove_file(&tmp);
             Error::write_file(&out, &e)
         })?;
-    report_image(rep, &elf_path, &image, Some(&out));
+    report_image(rep, &elf_path, &image, Some(&out), how);
     if crate::guard::has_ota_responder(&image.data) == Some(false) {
         rep.warn(format!(
             "`{}` shows no OTA responder: `cargo ota` will refuse to upload it (--allow-no-ota overrides)",
@@ -243,23 +350,34 @@ pub fn upload_command(rep: &Reporter, args: &UploadArgs, env: &Environment) -> R
     let job = settings::upload_job(args, env, rep)?;
     let image = read_image(&job.file, job.command)?;
     let what = job.file.display().to_string();
+    let mut signed = SignedImages::new();
     if job.command == Command::Flash {
         ota_guard(rep, &image, &what, job.allow_no_ota)?;
+        refuse_signed_esp8266(&image, &what, &job.devices)?;
+        (signed, _) = sign_for_devices(rep, &image, &job.devices)?;
         // An image larger than the device's slot: an ESP32 would accept the
-        // invitation and stay silent. Refuse it here when the slot is known.
+        // invitation and stay silent. Refuse it here when the slot is known
+        // (signed, the largest a device gets).
+        let (largest, is_signed) = signed
+            .values()
+            .map(|s| (s.len(), s.len() != image.len()))
+            .chain([(image.len(), false)])
+            .max()
+            .expect("the image itself");
         if let Some((size, from)) = &job.slot
-            && image.len() as u64 > u64::from(*size)
+            && largest as u64 > u64::from(*size)
         {
             return Err(ImageError::TooBigForSlot {
                 what,
-                size: image.len() as u64,
+                size: largest as u64,
                 slot: *size,
                 from: from.clone(),
+                signed: is_signed,
             }
             .into());
         }
     }
     let started = Instant::now();
-    let results = fleet::run(rep, &job.devices, &what, &image, job.fleet);
+    let results = fleet::run(rep, &job.devices, &what, &image, &signed, job.fleet);
     report_fleet(rep, results, started)
 }

@@ -144,7 +144,8 @@ pub enum ImageError {
     /// The converted image is larger than the slot (`slot`: its name, when a
     /// partition table named it).
     #[error(
-        "the app image is {app} bytes but {} holds {part} bytes ({} bytes too many)",
+        "the {}app image is {app} bytes but {} holds {part} bytes ({} bytes too many)",
+        if *signed { "signed " } else { "" },
         match (slot, given) {
             (Some(s), false) => format!("OTA slot `{s}`"),
             (Some(s), true) => format!("OTA slot `{s}` (--partition-size)"),
@@ -162,6 +163,9 @@ pub enum ImageError {
         slot: Option<String>,
         /// The size came from `--partition-size`.
         given: bool,
+        /// `app` is the signed image's size (the image, its padding and the
+        /// signature sector).
+        signed: bool,
     },
 
     // --- before uploading (guard.rs, `cargo ota upload`) ---
@@ -177,7 +181,8 @@ pub enum ImageError {
     /// `cargo ota upload`: a file larger than the device's slot (`from`: where
     /// the slot size came from).
     #[error(
-        "`{what}` is {size} bytes but the device's OTA slot holds {slot} bytes ({from}): the device would accept the update and never connect back"
+        "`{what}` is {size} bytes{} but the device's OTA slot holds {slot} bytes ({from}): the device would accept the update and never connect back",
+        if *signed { " signed" } else { "" }
     )]
     TooBigForSlot {
         /// The file name of the image to send.
@@ -189,6 +194,32 @@ pub enum ImageError {
         /// Where the slot size came from: `--partition-size`, or a slot of the
         /// configured partition table.
         from: String,
+        /// `size` is the signed image's.
+        signed: bool,
+    },
+
+    // --- signing (encode.rs) ---
+    /// A signing key applies to an ESP8266 image, which cannot carry a Secure
+    /// Boot V2 signature.
+    #[error(
+        "`{what}` is an ESP8266 image, and {device} would get it signed: an ESP8266 checks its own signature format, not Secure Boot V2 signature blocks"
+    )]
+    SignEsp8266 {
+        /// The file name of the image.
+        what: String,
+        /// Which device has a key: "device `NAME` (key from ORIGIN)".
+        device: String,
+    },
+
+    /// The image just signed does not verify against its own key: a bug.
+    #[error(
+        "the image signed with `{source_name}` does not verify against that key's digest ({detail})"
+    )]
+    SignatureSelfCheck {
+        /// The key's source (its path or `env:VAR`).
+        source_name: String,
+        /// Why the check failed.
+        detail: String,
     },
 
     /// `cargo ota upload`: the file to send is empty.
@@ -336,7 +367,8 @@ impl ImageError {
         match self {
             ImageError::UnknownChip { .. }
             | ImageError::PartitionTable { .. }
-            | ImageError::NoSuchAppPartition { .. } => exit::USAGE,
+            | ImageError::NoSuchAppPartition { .. }
+            | ImageError::SignEsp8266 { .. } => exit::USAGE,
             _ => exit::IMAGE,
         }
     }
@@ -358,6 +390,8 @@ impl ImageError {
             ImageError::NoOtaSlot { .. } => "no-ota-slot",
             ImageError::NoOtaResponder { .. } => "no-ota-responder",
             ImageError::TooBig { .. } | ImageError::TooBigForSlot { .. } => "too-big-for-slot",
+            ImageError::SignEsp8266 { .. } => "sign-esp8266",
+            ImageError::SignatureSelfCheck { .. } => "signature-self-check",
             ImageError::EmptyFile { .. } => "empty-file",
             ImageError::FileTooLarge { .. } => "file-too-large",
             ImageError::ElfNotImage { .. } => "elf-not-image",
@@ -412,6 +446,12 @@ impl ImageError {
             }
             ImageError::TooBigForSlot { .. } => {
                 "upload an image that fits, or check the partition table the device was flashed with".into()
+            }
+            ImageError::SignEsp8266 { .. } => {
+                "sign nothing for that device: pass --no-sign, or remove `signing-key` from its entry (or from [package.metadata.ota] when it comes from there)".into()
+            }
+            ImageError::SignatureSelfCheck { .. } => {
+                "this is a cargo-ota bug (nothing was sent or written): please report it with the key's scheme and the output of -v (never the key)".into()
             }
             ImageError::EmptyFile { .. } => "build or export the image again".into(),
             ImageError::FileTooLarge { .. } => {
@@ -602,6 +642,7 @@ mod tests {
                     part: 1000,
                     slot: Some("ota_0".into()),
                     given: false,
+                    signed: false,
                 },
                 4,
                 "too-big-for-slot",
@@ -614,6 +655,7 @@ mod tests {
                     part: 1000,
                     slot: None,
                     given: false,
+                    signed: false,
                 },
                 4,
                 "too-big-for-slot",
@@ -626,6 +668,7 @@ mod tests {
                     part: 1000,
                     slot: Some("ota_0".into()),
                     given: true,
+                    signed: false,
                 },
                 4,
                 "too-big-for-slot",
@@ -638,6 +681,7 @@ mod tests {
                     part: 1000,
                     slot: None,
                     given: true,
+                    signed: false,
                 },
                 4,
                 "too-big-for-slot",
@@ -659,11 +703,58 @@ mod tests {
                     size: 3000,
                     slot: 2000,
                     from: "--partition-size".into(),
+                    signed: false,
                 },
                 4,
                 "too-big-for-slot",
                 Some("upload an image that fits"),
                 "`fw.bin` is 3000 bytes but the device's OTA slot holds 2000 bytes (--partition-size)",
+            ),
+            row(
+                ImageError::TooBigForSlot {
+                    what: "fw.bin".into(),
+                    size: 8192,
+                    slot: 4096,
+                    from: "--partition-size".into(),
+                    signed: true,
+                },
+                4,
+                "too-big-for-slot",
+                Some("upload an image that fits"),
+                "`fw.bin` is 8192 bytes signed but the device's OTA slot holds 4096 bytes",
+            ),
+            row(
+                ImageError::TooBig {
+                    app: 8192,
+                    part: 4096,
+                    slot: Some("ota_0".into()),
+                    given: false,
+                    signed: true,
+                },
+                4,
+                "too-big-for-slot",
+                Some("make the firmware smaller"),
+                "the signed app image is 8192 bytes but OTA slot `ota_0` holds 4096 bytes",
+            ),
+            row(
+                ImageError::SignEsp8266 {
+                    what: "app.bin".into(),
+                    device: "device `shelf` (key from --sign)".into(),
+                },
+                2,
+                "sign-esp8266",
+                Some("pass --no-sign, or remove `signing-key`"),
+                "`app.bin` is an ESP8266 image, and device `shelf` (key from --sign) would get it signed: an ESP8266 checks its own signature format",
+            ),
+            row(
+                ImageError::SignatureSelfCheck {
+                    source_name: "keys/ota.pem".into(),
+                    detail: "the signature does not verify".into(),
+                },
+                4,
+                "signature-self-check",
+                Some("this is a cargo-ota bug"),
+                "the image signed with `keys/ota.pem` does not verify against that key's digest (the signature does not verify)",
             ),
             row(
                 ImageError::EmptyFile { path: p("fw.bin") },

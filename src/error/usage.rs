@@ -100,6 +100,46 @@ pub enum UsageError {
         expected: String,
     },
 
+    // --- signing keys (settings.rs) ---
+    /// `signing-key` or `--sign` holds a key's text instead of naming where it
+    /// is. The message never repeats the value.
+    #[error("{origin} holds a private key itself: it must name a PEM file or env:VAR")]
+    SigningKeyInline {
+        /// Where: "--sign", or "`package.metadata.ota.signing-key` in FILE".
+        origin: String,
+    },
+
+    /// `env:VAR` names a variable that is unset or empty.
+    #[error("the signing key's environment variable {var} (from {origin}) is not set or is empty")]
+    SigningKeyEnvUnset {
+        /// The variable's name.
+        var: String,
+        /// Where it was named.
+        origin: String,
+    },
+
+    /// The key file cannot be read.
+    #[error("cannot read the signing key `{}` (from {origin}): {detail}", path.display())]
+    SigningKeyFile {
+        /// The file, as resolved (relative to the file that names it).
+        path: PathBuf,
+        /// Where it was named.
+        origin: String,
+        /// The OS's error.
+        detail: String,
+    },
+
+    /// The text read is not a key cargo ota signs with.
+    #[error("the signing key `{source_name}` (from {origin}) cannot be used: {detail}")]
+    SigningKeyInvalid {
+        /// The key's source: a path or `env:VAR`.
+        source_name: String,
+        /// Where it was named.
+        origin: String,
+        /// What the text is not (never the text).
+        detail: String,
+    },
+
     // --- cargo ota emulate ---
     /// `emulate --password-env` names a variable that is not set (or is empty).
     #[error("--password-env names `{var}`, but that environment variable is not set")]
@@ -272,6 +312,10 @@ impl UsageError {
             UsageError::Arguments { .. } => "arguments",
             UsageError::BadEnv { .. } => "bad-env",
             UsageError::PasswordEnvUnset { .. } => "password-env-unset",
+            UsageError::SigningKeyInline { .. } => "signing-key-inline",
+            UsageError::SigningKeyEnvUnset { .. } => "signing-key-env-unset",
+            UsageError::SigningKeyFile { .. } => "signing-key-file",
+            UsageError::SigningKeyInvalid { .. } => "signing-key-invalid",
             UsageError::Md5HashNeedsEsp32 => "md5-hash-needs-esp32",
             UsageError::EmulatorChip { .. } => "unknown-chip",
             UsageError::TrustedKey { .. } => "bad-trusted-key",
@@ -331,6 +375,18 @@ impl UsageError {
             UsageError::PasswordEnvUnset { var } => format!(
                 "set {var}, or leave out --password-env for a device without a password"
             ),
+            UsageError::SigningKeyInline { .. } => {
+                "put the key in a file (chmod 600, kept out of version control) or in an environment variable, and name that: signing-key = \"keys/ota.pem\" or signing-key = \"env:VAR\" (--sign takes the same)".into()
+            }
+            UsageError::SigningKeyEnvUnset { var, .. } => format!(
+                "export {var} with the key's PEM text, name a key file instead, or pass --no-sign"
+            ),
+            UsageError::SigningKeyFile { .. } => {
+                "check the path (a relative path is relative to the file that names it; --sign's to the working directory), or pass --no-sign".into()
+            }
+            UsageError::SigningKeyInvalid { .. } => {
+                "give an RSA-3072 or ECDSA P-256 private key in PEM (PKCS#8, SEC1 or PKCS#1), as `cargo ota keygen` or `espsecure generate-signing-key --version 2` writes".into()
+            }
             UsageError::Md5HashNeedsEsp32 => {
                 "leave out --md5-password-hash, or emulate --flavor esp32".into()
             }
@@ -406,6 +462,47 @@ mod tests {
                 "config",
                 Some("did you mean `port`?"),
                 "Cargo.toml: `package.metadata.ota.prot` is not a known key",
+            ),
+            row(
+                UsageError::SigningKeyInline {
+                    origin: "`package.metadata.ota.signing-key` in Cargo.toml".into(),
+                },
+                2,
+                "signing-key-inline",
+                Some("put the key in a file (chmod 600"),
+                "`package.metadata.ota.signing-key` in Cargo.toml holds a private key itself: it must name a PEM file or env:VAR",
+            ),
+            row(
+                UsageError::SigningKeyEnvUnset {
+                    var: "OTA_KEY".into(),
+                    origin: "--sign".into(),
+                },
+                2,
+                "signing-key-env-unset",
+                Some("export OTA_KEY with the key's PEM text"),
+                "the signing key's environment variable OTA_KEY (from --sign) is not set or is empty",
+            ),
+            row(
+                UsageError::SigningKeyFile {
+                    path: "/p/keys/ota.pem".into(),
+                    origin: "--sign".into(),
+                    detail: "No such file or directory (os error 2)".into(),
+                },
+                2,
+                "signing-key-file",
+                Some("check the path"),
+                "cannot read the signing key `/p/keys/ota.pem` (from --sign): No such file",
+            ),
+            row(
+                UsageError::SigningKeyInvalid {
+                    source_name: "env:OTA_KEY".into(),
+                    origin: "--sign".into(),
+                    detail: "not an RSA-3072 or ECDSA P-256 private key in PEM".into(),
+                },
+                2,
+                "signing-key-invalid",
+                Some("RSA-3072 or ECDSA P-256 private key in PEM"),
+                "the signing key `env:OTA_KEY` (from --sign) cannot be used: not an RSA-3072",
             ),
             row(
                 UsageError::GroupCycle { name: "a".into() },

@@ -176,6 +176,8 @@ impl Display {
                 app,
                 partition,
                 partition_size,
+                signed,
+                key_digest,
                 ..
             } => {
                 let app = app
@@ -193,7 +195,16 @@ impl Display {
                 };
                 self.status(
                     "Image",
-                    format!("{chip} app{app}: {}, md5 {md5}{slot}", HumanBytes(*size)),
+                    format!(
+                        "{chip} app{app}: {}{}, md5 {md5}{slot}",
+                        HumanBytes(*size),
+                        match (signed, key_digest) {
+                            (true, Some(_)) => " signed",
+                            // The size and MD5 are the unsigned image's.
+                            (true, None) => " (signed per device)",
+                            _ => "",
+                        }
+                    ),
                 );
             }
             Message::Summary {
@@ -289,6 +300,7 @@ impl Display {
                 in_fleet,
                 image_size,
                 compression,
+                key_digest,
             } => {
                 self.json(&Message::UploadStarted {
                     device: target.name.clone(),
@@ -299,7 +311,10 @@ impl Display {
                     md5: md5.clone(),
                     image_size,
                     compression,
+                    signed: key_digest.is_some(),
+                    key_digest: key_digest.clone(),
                 });
+                let signed = if key_digest.is_some() { "signed, " } else { "" };
                 let what_is_sent = match compression {
                     Compression::None => format!("{}, md5 {md5}", HumanBytes(size)),
                     c => format!(
@@ -312,7 +327,10 @@ impl Display {
                 };
                 self.status(
                     "Uploading",
-                    format!("{what} ({what_is_sent}) to {}", describe_target(&target)),
+                    format!(
+                        "{what} ({signed}{what_is_sent}) to {}",
+                        describe_target(&target)
+                    ),
                 );
                 // Until the device connects back there is nothing to measure: a
                 // spinner with the handshake step; the bar comes with the connection.

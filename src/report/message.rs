@@ -49,6 +49,13 @@ pub enum Message {
         partition_size: Option<u32>,
         /// How many OTA slots the table has.
         ota_slots: Option<usize>,
+        /// The image is signed (`image`: the file written; the main job: for
+        /// every device).
+        signed: bool,
+        /// The digest (hex) of the public key it is signed with, when one key
+        /// signs it for every device (then `size` and `md5` are of the signed
+        /// image); null otherwise (each `upload-started` says its own).
+        key_digest: Option<String>,
     },
     /// `cargo ota init`.
     Init {
@@ -96,6 +103,10 @@ pub enum Message {
         image_size: u64,
         /// How the bytes sent were made: `none`, `gzip`, `zlib`.
         compression: Compression,
+        /// The image is signed (before any compression).
+        signed: bool,
+        /// The digest (hex) of the public key it is signed with (null: unsigned).
+        key_digest: Option<String>,
     },
     /// At each tenth of the image the device acknowledged.
     UploadProgress {

@@ -70,6 +70,7 @@ enum DeviceNote {
         in_fleet: bool,
         image_size: u64,
         compression: Compression,
+        key_digest: Option<String>,
     },
     Event(Event),
     Verifying,
@@ -195,6 +196,7 @@ impl Reporter {
                 in_fleet,
                 image_size: payload.image_size,
                 compression: payload.compression,
+                key_digest: payload.key_digest.map(hex::encode),
             },
         ));
         SessionReport { reporter: self, id }

@@ -22,6 +22,7 @@ mod pair;
 mod parsers_prop;
 mod reliability;
 mod session;
+mod sign;
 mod snapshots;
 mod tap;
 mod tap_signed;

@@ -507,6 +507,38 @@ fn image_from_an_elf() {
     assert_json("image_no_table_json", &dirs, &r);
 }
 
+/// `cargo ota image --sign`: the signed image, `-v`'s key digest, the JSON
+/// fields (the key from fixed bytes, so the digest and the ECDSA signature are
+/// the same every run).
+#[test]
+fn image_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dirs = [(dir.path(), "[dir]")];
+    let elf = sample_elf(dir.path(), "fw.elf", SampleChip::Esp32c3, 60_000);
+    let table = write_file(dir.path(), "partitions.csv", OTA_PARTITIONS_CSV.as_bytes());
+    let out = dir.path().join("fw.bin");
+    let (pem, _) = crate::sign::key_pem(3);
+    let env = [("OTA_SIGNING_KEY", pem.as_str())];
+    let args = [
+        "image",
+        "--elf",
+        elf.to_str().unwrap(),
+        "--partition-table",
+        table.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--sign",
+        "env:OTA_SIGNING_KEY",
+    ];
+    let verbose = [&args[..], &["-v"]].concat();
+    let r = run_in(dir.path(), &verbose, &env);
+    r.assert_code(0);
+    assert_human("image_signed_human", &dirs, &r);
+    let r = run_in(dir.path(), &json_args(&args), &env);
+    r.assert_code(0);
+    assert_json("image_signed_json", &dirs, &r);
+}
+
 /// `cargo ota --release` in a package: the build (a fake `$CARGO` that prints
 /// cargo's messages for a sample ELF), the conversion, the upload.
 #[test]

@@ -33,13 +33,31 @@ fn flip_signature(signed: &[u8]) -> Vec<u8> {
     t
 }
 
+/// `cargo ota upload --sign KEY` (the project's key, as `signing-key` names
+/// it) into a device that requires it: taken raw and compressed, stored as
+/// signed; and a file already signed goes as it is.
 #[test]
 fn a_device_that_requires_a_signature_takes_the_signed_image_raw_and_compressed() {
+    use p256::pkcs8::{EncodePrivateKey, LineEnding};
+    use std::os::unix::fs::PermissionsExt;
     let test = "a_device_that_requires_a_signature_takes_the_signed_image_raw_and_compressed";
     let project = key(1);
-    let signed = sign(&image(200_000), &project);
-    for upload_args in ["--no-compress", "--compress"] {
-        let Some(o) = run(test, &signed, "", &require(&project), "", upload_args) else {
+    let Key::Ecdsa(k) = &project else {
+        unreachable!()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pem = k.to_pkcs8_pem(LineEnding::LF).unwrap();
+    let key_file = write_file(dir.path(), "ota.pem", pem.as_bytes());
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let app = image(200_000);
+    let signed = sign(&app, &project);
+    let sign_with = format!("--sign '{}'", key_file.display());
+    for (data, upload_args) in [
+        (&app, format!("{sign_with} --no-compress")),
+        (&app, format!("{sign_with} --compress")),
+        (&signed, "--no-compress".to_string()),
+    ] {
+        let Some(o) = run(test, data, "", &require(&project), "", &upload_args) else {
             return;
         };
         assert_eq!(o.code, 0, "{upload_args}: {:?}", o.lines);
