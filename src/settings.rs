@@ -525,12 +525,6 @@ mod resolve {
         sign: &SignFlag,
         keys: &mut Keys,
     ) -> Result<Vec<Planned>, Error> {
-        // A filesystem image is not signed.
-        let sign = if command == Command::Flash {
-            sign
-        } else {
-            &Some(None)
-        };
         let cli = cli_layer(devices, auth, session);
         let base = cli.clone().or(&config.settings);
         let mut names: Vec<String> = if devices.all {

@@ -350,11 +350,14 @@ pub fn upload_command(rep: &Reporter, args: &UploadArgs, env: &Environment) -> R
     let job = settings::upload_job(args, env, rep)?;
     let image = read_image(&job.file, job.command)?;
     let what = job.file.display().to_string();
-    let mut signed = SignedImages::new();
     if job.command == Command::Flash {
         ota_guard(rep, &image, &what, job.allow_no_ota)?;
         refuse_signed_esp8266(&image, &what, &job.devices)?;
-        (signed, _) = sign_for_devices(rep, &image, &job.devices)?;
+    }
+    // A filesystem image is signed too: a device that requires signatures
+    // takes nothing else.
+    let (signed, _) = sign_for_devices(rep, &image, &job.devices)?;
+    if job.command == Command::Flash {
         // An image larger than the device's slot: an ESP32 would accept the
         // invitation and stay silent. Refuse it here when the slot is known
         // (signed, the largest a device gets).

@@ -19,6 +19,29 @@ pub(crate) const WIFI: [(&str, &str); 2] = [
     ("WIFI_PASSWORD", "cargo-ota-ci-passphrase"),
 ];
 
+/// The digest of the key the example firmware is built to trust here
+/// (`OTA_TRUSTED_KEY`; `.ci/run` builds it with the same): the ECDSA P-256 key
+/// whose secret is 32 bytes of 0x01 ([`firmware_key`]), so the main job signs
+/// with a key the test makes, and the emulated device requires it.
+pub(crate) const FIRMWARE_KEY_DIGEST: &str =
+    "d8a15690ea494fd838eb94d23f79ed965f2e0dbd7736f7a82dff29d94331c068";
+
+/// The key of [`FIRMWARE_KEY_DIGEST`], written as `signing-key` names a key:
+/// PKCS#8 PEM, mode 0600.
+fn firmware_key(dir: &Path) -> PathBuf {
+    use p256::pkcs8::{EncodePrivateKey, LineEnding};
+    use std::os::unix::fs::PermissionsExt;
+    let key = p256::ecdsa::SigningKey::from_slice(&[1; 32]).unwrap();
+    assert_eq!(
+        hex::encode(cargo_ota::sign::Key::Ecdsa(key.clone()).digest()),
+        FIRMWARE_KEY_DIGEST
+    );
+    let path = dir.join("ota.pem");
+    std::fs::write(&path, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
 /// A firmware build from cold takes minutes on two cores.
 pub(crate) const BUILD_LIMIT: Duration = Duration::from_secs(20 * 60);
 
@@ -57,22 +80,32 @@ fn main_job_on_the_example_firmware() {
     let Some(cargo) = esp_cargo(test, tmp.path()) else {
         return;
     };
-    // ota_0 of the example's partition table: 0x180000 bytes.
-    let emu = Emu::start(&["--chip", "esp32c3", "--partition-size", "1572864"]);
+    // ota_0 of the example's partition table: 0x180000 bytes. The firmware is
+    // built to trust one key, and the emulated device requires it, as the
+    // firmware's own sink does.
+    let emu = Emu::start(&[
+        "--flavor",
+        "arduino-ota",
+        "--chip",
+        "esp32c3",
+        "--partition-size",
+        "1572864",
+        "--require-signature",
+        FIRMWARE_KEY_DIGEST,
+    ]);
     let port = emu.port();
+    let key = firmware_key(tmp.path());
     let mut env: Vec<(&str, &str)> = WIFI.to_vec();
+    env.push(("OTA_TRUSTED_KEY", FIRMWARE_KEY_DIGEST));
     env.push(("CARGO", cargo.to_str().unwrap()));
 
     let run = |args: &[&str]| finish_within(spawn_in(&example(), args, &env), BUILD_LIMIT);
-    let r = run(&[
-        "--release",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--message-format",
-        "json",
-    ]);
+    // The main job into the emulator, with JSON and `signing`'s flags.
+    let main_job = |signing: &[&str]| {
+        let to_emu = ["--release", "--host", "127.0.0.1", "--port", &port];
+        run(&[&to_emu[..], &["--message-format", "json"], signing].concat())
+    };
+    let r = main_job(&["--sign", key.to_str().unwrap()]);
     r.assert_code(0);
     assert!(
         !r.stderr.contains("OTA responder"),
@@ -95,6 +128,8 @@ fn main_job_on_the_example_firmware() {
     assert_eq!(ready["partition_size"], 1_572_864);
     assert!(ready["size"].as_u64().unwrap() < 1_572_864);
     assert_eq!(ready["app"]["name"], "esp-hal-ota");
+    assert_eq!(ready["signed"], true);
+    assert_eq!(ready["key_digest"], FIRMWARE_KEY_DIGEST);
     assert!(lines.iter().any(|l| l["reason"] == "upload-finished"));
 
     // The emulated ESP32-C3 checked it as the bootloader does and kept it.
@@ -103,8 +138,30 @@ fn main_job_on_the_example_firmware() {
     let uploaded = std::fs::read(ev["path"].as_str().unwrap()).unwrap();
     assert_eq!(ev["md5"], ready["md5"]);
 
-    // `cargo ota image` of the same build gives the same bytes.
+    assert_eq!(
+        arduino_ota::signature::verify(
+            &uploaded,
+            &[cargo_ota::sign::trusted_digest(FIRMWARE_KEY_DIGEST).unwrap()]
+        ),
+        Ok(uploaded.len() - 4096),
+        "the stored image is signed with the firmware's key"
+    );
+
+    // `cargo ota image --sign` of the same build gives the same bytes.
     let out = tmp.path().join("fw.bin");
-    run(&["image", "--release", "-o", out.to_str().unwrap()]).assert_code(0);
+    run(&[
+        "image",
+        "--release",
+        "-o",
+        out.to_str().unwrap(),
+        "--sign",
+        key.to_str().unwrap(),
+    ])
+    .assert_code(0);
     assert_eq!(std::fs::read(&out).unwrap(), uploaded);
+
+    // The same build unsigned: the device refuses it (exit 11), keeps nothing.
+    main_job(&["--no-sign"]).assert_code(11);
+    assert_eq!(emu.next_event()["event"], "update-failed");
+    assert_eq!(emu.written().len(), 1, "only the signed image was kept");
 }

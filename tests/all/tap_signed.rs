@@ -283,6 +283,32 @@ fn the_emulator_requires_a_signature_as_the_device_does() {
         assert_eq!(emu.next_event()["event"], "update-ok");
         assert_eq!(emu.written().len(), 1, "{trusted}: only the signed image");
     }
+    // A filesystem image must be signed too: `upload --fs --sign` signs it.
+    use p256::pkcs8::EncodePrivateKey;
+    use std::os::unix::fs::PermissionsExt;
+    let pem = k.to_pkcs8_pem(LineEnding::LF).unwrap();
+    let key_file = write_file(dir.path(), "ota.pem", pem.as_bytes());
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let fs_image = write_file(dir.path(), "fs.bin", &[0x5a; 20_000]);
+    let emu = Emu::start(&["--flavor", "arduino-ota", "--require-signature", &digest]);
+    let r = upload_file(&emu, &fs_image, &["--fs"], &[]);
+    r.assert_code(11);
+    assert_eq!(emu.next_event()["event"], "update-failed");
+    let r = upload_file(
+        &emu,
+        &fs_image,
+        &["--fs", "--sign", key_file.to_str().unwrap()],
+        &[],
+    );
+    r.assert_code(0);
+    assert_eq!(emu.next_event()["event"], "update-ok");
+    let stored = std::fs::read(&emu.written()[0]).unwrap();
+    assert_eq!(
+        arduino_ota::signature::verify(&stored, &[project.digest()]),
+        Ok(20_480)
+    );
+    assert_eq!(&stored[..20_000], &[0x5a; 20_000][..]);
+
     // A file that holds no key: exit 2, naming it.
     let junk = write_file(dir.path(), "junk.pem", b"not a key");
     let r = crate::support::run(
