@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use arduino_ota::pipeline::Stages;
 use arduino_ota::signature::{SignatureError, verify};
+use arduino_ota::{Command as OtaCommand, UpdateError};
 
 /// A scratch directory for one test.
 fn scratch(test: &str) -> PathBuf {
@@ -106,6 +108,13 @@ fn signed_by_espsecure(
 /// sector is refused.
 fn check(signed: &[u8], key: [u8; 32], other: [u8; 32], body: usize, sig_at: usize) {
     assert_eq!(verify(signed, &[other, key]), Ok(body));
+    // The sink's own path (the stages between the received bytes and the
+    // flash), as the bytes arrive: what it writes is the signed image.
+    assert_eq!(through_the_stages(signed, &[key]), Ok(signed.to_vec()));
+    assert_eq!(
+        through_the_stages(signed, &[other]),
+        Err(UpdateError::Signature(SignatureError::UntrustedKey))
+    );
     assert_eq!(verify(signed, &[other]), Err(SignatureError::UntrustedKey));
     let mut tampered = signed.to_vec();
     tampered[body / 2] ^= 1;
@@ -119,6 +128,10 @@ fn check(signed: &[u8], key: [u8; 32], other: [u8; 32], body: usize, sig_at: usi
     let crc = crc32fast_like(&forged[block..block + 1196]);
     forged[block + 1196..block + 1200].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(verify(&forged, &[key]), Err(SignatureError::BadSignature));
+    assert_eq!(
+        through_the_stages(&forged, &[key]),
+        Err(UpdateError::Signature(SignatureError::BadSignature))
+    );
     let mut broken = signed.to_vec();
     broken[block + sig_at] ^= 1;
     assert_eq!(verify(&broken, &[key]), Err(SignatureError::NoBlock));
@@ -130,6 +143,26 @@ fn check(signed: &[u8], key: [u8; 32], other: [u8; 32], body: usize, sig_at: usi
         verify(&signed[..block + 100], &[key]),
         Err(SignatureError::NotSigned)
     );
+}
+
+/// Run `stream` through the update path's stages in TCP-sized pieces (no app
+/// checks: these images are bytes, as a filesystem image is): what the writer
+/// got, or the stages' refusal.
+fn through_the_stages(stream: &[u8], trusted: &[[u8; 32]]) -> Result<Vec<u8>, UpdateError> {
+    let mut stages =
+        Stages::new(OtaCommand::Filesystem, 1 << 20, false, false, None).with_signature(trusted);
+    let mut out = Vec::new();
+    for piece in stream.chunks(1460) {
+        stages.push(piece, &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })?;
+    }
+    stages.finish(&mut |b| {
+        out.extend_from_slice(b);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 #[test]
