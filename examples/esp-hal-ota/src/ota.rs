@@ -58,7 +58,10 @@ pub async fn ota_task(stack: Stack<'static>, mut flash: FlashStorage<'static>) {
     // Built with OTA_TRUSTED_KEY: only images signed with that key.
     if let Some(key) = OTA_TRUSTED_KEY {
         sink = sink.with_trusted_keys(&[key]);
-        info!("OTA: only images signed with key {:02x}{:02x}{:02x}{:02x}... are accepted", key[0], key[1], key[2], key[3]);
+        info!(
+            "OTA: only images signed with key {:02x}{:02x}{:02x}{:02x}... are accepted",
+            key[0], key[1], key[2], key[3]
+        );
     }
 
     info!("OTA: listening on UDP {OTA_PORT}");
