@@ -50,7 +50,7 @@ pub enum UpdateError {
         detail: String,
     },
     /// This crate's signature stage refused the image ("Signature verification
-    /// failed: <why>", ESP8266's code 12): unsigned, another key, changed.
+    /// failed: WHY", ESP8266's code 12): unsigned, another key, changed.
     Signature(SignatureError),
     /// Free text (fault injection, custom sinks).
     Other(String),
@@ -84,7 +84,7 @@ impl SignatureError {
     ];
 
     /// Why a device refused a signature, read back from its text ("Signature
-    /// verification failed: <why>", bare or after `ERROR[12]: `). `None` for
+    /// verification failed: WHY", bare or after `ERROR[12]: `). `None` for
     /// another text, or a core's bare "Signature verification failed".
     pub fn parse(text: &str) -> Option<SignatureError> {
         let t = text.trim_matches(|c: char| c.is_whitespace() || c == '\0');
