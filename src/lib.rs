@@ -7,6 +7,7 @@
 //! checks, [`fleet`] runs one [`session`] per device, and [`report`] prints.
 //! The command line ([`cli`], [`commands`]) is the `cli` feature.
 
+pub mod bases;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "cli")]
