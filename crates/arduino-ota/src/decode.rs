@@ -2,9 +2,12 @@
 //!
 //! The stream says what it is by its first two bytes: an app image starts with
 //! 0xE9, a zlib stream with a zlib header (RFC 1950: CM 8, a window size, a check
-//! that makes the pair a multiple of 31). A zlib stream is inflated as it
-//! arrives; anything else passes through unchanged (the image checker after this
-//! stage refuses what is not an app image).
+//! that makes the pair a multiple of 31), an esp_delta_ota patch with 10 DE (its
+//! magic 0xfccdde10, little-endian). A zlib stream is inflated as it arrives; a
+//! patch is applied to the running image as it arrives ([`crate::delta`], where
+//! the sink can: it hands the decoder its base), anything else passes through
+//! unchanged (the image checker after this stage refuses what is not an app
+//! image).
 //!
 //! RAM: [`Decoder::Raw`] none. A zlib stream: the inflater's state (miniz_oxide's
 //! `DecompressorOxide`, about 10.5 KiB) and a [`WINDOW`]-byte window, on the
@@ -12,7 +15,8 @@
 //! tests, which hold it to 16 KiB), from the stream's first bytes until the
 //! update ends. A
 //! stream whose header asks for a larger window than [`WINDOW`] is refused
-//! before anything is written (`cargo ota` compresses with a 4 KiB window).
+//! before anything is written (`cargo ota` compresses with a 4 KiB window). A
+//! delta patch: [`crate::delta`]'s state, under 1 KiB.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -21,6 +25,7 @@ use miniz_oxide::inflate::TINFLStatus;
 use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
 
 use crate::UpdateError;
+use crate::delta::{Base, Patcher, is_delta_head};
 
 /// The inflater's window: the farthest back a zlib stream may refer.
 pub const WINDOW: usize = 4096;
@@ -34,6 +39,8 @@ pub enum Encoding {
     Raw,
     /// A zlib stream (RFC 1950) of the image, window at most [`WINDOW`] bytes.
     Zlib,
+    /// An esp_delta_ota patch against the running image ([`crate::delta`]).
+    Delta,
 }
 
 /// Is `head` a zlib header (of any window size)? An app image's 0xE9 and a gzip
@@ -58,11 +65,15 @@ pub enum Decoder {
         len: usize,
         /// Inflate a zlib stream (else every stream passes through).
         zlib: bool,
+        /// Apply a delta patch (else it passes through).
+        delta: bool,
     },
     /// Bytes pass through.
     Raw,
     /// Bytes are inflated.
     Zlib(Box<Inflater>),
+    /// Bytes are a patch, applied to the base.
+    Delta(Box<Patcher>),
 }
 
 /// Inflates one zlib stream into a wrapping window.
@@ -91,7 +102,17 @@ impl Decoder {
             head: [0; 2],
             len: 0,
             zlib,
+            delta: false,
         }
+    }
+
+    /// Also apply an esp_delta_ota patch ([`crate::delta`]); its base comes
+    /// with the bytes ([`Decoder::push_with`]). Before the first byte only.
+    pub fn with_delta(mut self, on: bool) -> Self {
+        if let Decoder::Pending { delta, .. } = &mut self {
+            *delta = on;
+        }
+        self
     }
 
     /// What the stream turned out to be (`None` before two bytes arrived).
@@ -100,12 +121,30 @@ impl Decoder {
             Decoder::Pending { .. } => None,
             Decoder::Raw => Some(Encoding::Raw),
             Decoder::Zlib(_) => Some(Encoding::Zlib),
+            Decoder::Delta(_) => Some(Encoding::Delta),
         }
     }
 
     /// Take the next bytes; the decoded bytes go to `out`, in order.
-    pub fn push(&mut self, mut data: &[u8], out: &mut Out<'_>) -> Result<(), UpdateError> {
-        if let Decoder::Pending { head, len, zlib } = self {
+    pub fn push(&mut self, data: &[u8], out: &mut Out<'_>) -> Result<(), UpdateError> {
+        self.push_with(data, None, out)
+    }
+
+    /// Take the next bytes, with the base a delta patch applies to (`None`: a
+    /// patch is refused, "Delta Base Mismatch"); the decoded bytes go to `out`.
+    pub fn push_with(
+        &mut self,
+        mut data: &[u8],
+        mut base: Option<&mut dyn Base>,
+        out: &mut Out<'_>,
+    ) -> Result<(), UpdateError> {
+        if let Decoder::Pending {
+            head,
+            len,
+            zlib,
+            delta,
+        } = self
+        {
             let take = (2 - *len).min(data.len());
             head[*len..*len + take].copy_from_slice(&data[..take]);
             *len += take;
@@ -113,8 +152,12 @@ impl Decoder {
             if *len < 2 {
                 return Ok(());
             }
-            let (head, zlib) = (*head, *zlib);
-            if zlib && is_zlib(head) {
+            let (head, zlib, delta) = (*head, *zlib, *delta);
+            if delta && is_delta_head(head) {
+                let mut patcher = Box::new(Patcher::new());
+                patcher.push(&head, no_base(&mut base)?, out)?;
+                *self = Decoder::Delta(patcher);
+            } else if zlib && is_zlib(head) {
                 if zlib_window(head[0]) > WINDOW {
                     return Err(inflate_error(&format!(
                         "the stream's window is {} bytes, this device inflates with {WINDOW}",
@@ -139,6 +182,8 @@ impl Decoder {
             Decoder::Raw if data.is_empty() => Ok(()),
             Decoder::Raw => out(data),
             Decoder::Zlib(inflater) => inflater.push(data, out),
+            Decoder::Delta(_) if data.is_empty() => Ok(()),
+            Decoder::Delta(patcher) => patcher.push(data, no_base(&mut base)?, out),
         }
     }
 
@@ -154,7 +199,18 @@ impl Decoder {
             Decoder::Raw => Ok(()),
             Decoder::Zlib(inflater) if inflater.done => Ok(()),
             Decoder::Zlib(_) => Err(inflate_error("the compressed stream ended early")),
+            Decoder::Delta(patcher) => patcher.finish(),
         }
+    }
+}
+
+/// The base a patch needs, or the refusal of a patch where there is none.
+fn no_base<'a>(base: &'a mut Option<&mut dyn Base>) -> Result<&'a mut dyn Base, UpdateError> {
+    match base {
+        Some(b) => Ok(&mut **b),
+        None => Err(UpdateError::DeltaBaseMismatch {
+            detail: "this device has no running image to patch".into(),
+        }),
     }
 }
 

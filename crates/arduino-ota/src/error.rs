@@ -52,6 +52,20 @@ pub enum UpdateError {
     /// This crate's signature stage refused the image ("Signature verification
     /// failed: WHY", ESP8266's code 12): unsigned, another key, changed.
     Signature(SignatureError),
+    /// This crate's responder: a delta patch is for another image than the one
+    /// running ("Delta Base Mismatch"), or there is none to patch; nothing was
+    /// written. `detail` stays on the device.
+    DeltaBaseMismatch {
+        /// What was wrong, for the device's log.
+        detail: String,
+    },
+    /// This crate's responder: a delta patch did not apply to a whole image
+    /// ("Delta Patch Failed": malformed, cut, too long, parameters this device
+    /// does not take). `detail` stays on the device.
+    DeltaPatch {
+        /// What was wrong, for the device's log.
+        detail: String,
+    },
     /// Free text (fault injection, custom sinks).
     Other(String),
 }
@@ -140,6 +154,8 @@ impl UpdateError {
                 (16, "Unknown update command".into())
             }
             UpdateError::Inflate { .. } => (99, DECOMPRESSION_TEXT.into()),
+            UpdateError::DeltaBaseMismatch { .. } => (99, DELTA_BASE_TEXT.into()),
+            UpdateError::DeltaPatch { .. } => (99, DELTA_PATCH_TEXT.into()),
             UpdateError::Signature(e) => (12, format!("{SIGNATURE_TEXT}: {e}")),
             UpdateError::Other(t) => (99, t.clone()),
         }
@@ -161,6 +177,8 @@ impl UpdateError {
             // No ESP32 is in this state; the ESP8266's words say what it is.
             UpdateError::Bootstrap => BOOTSTRAP_TEXT,
             UpdateError::Inflate { .. } => DECOMPRESSION_TEXT,
+            UpdateError::DeltaBaseMismatch { .. } => DELTA_BASE_TEXT,
+            UpdateError::DeltaPatch { .. } => DELTA_PATCH_TEXT,
             UpdateError::Signature(_) => SIGNATURE_TEXT,
             UpdateError::Other(t) => t,
         }
@@ -201,6 +219,12 @@ impl UpdateError {
 
 /// This crate's text for a compressed stream that did not inflate.
 const DECOMPRESSION_TEXT: &str = "Decompression Failed";
+
+/// This crate's text for a delta patch against another image than the running one.
+const DELTA_BASE_TEXT: &str = "Delta Base Mismatch";
+
+/// This crate's text for a delta patch that did not apply.
+const DELTA_PATCH_TEXT: &str = "Delta Patch Failed";
 
 /// ESP8266's text for `ERROR[12]`; this crate's signature stage says it too,
 /// followed by `: ` and why ([`SignatureError`]'s text).
@@ -267,6 +291,12 @@ pub enum DeviceFailure {
     /// This crate's responder: "Decompression Failed" (a compressed stream that
     /// did not inflate to a whole image).
     Decompression,
+    /// This crate's responder: "Delta Base Mismatch" (a delta patch for another
+    /// image than the one the device runs; a full image will do).
+    DeltaBaseMismatch,
+    /// This crate's responder: "Delta Patch Failed" (a delta patch that did not
+    /// apply to a whole image).
+    DeltaPatch,
 }
 
 /// ESP8266's `ERROR[n]` codes.
@@ -321,6 +351,8 @@ const TEXTS: &[(&str, DeviceFailure)] = &[
     ("Aborted", DeviceFailure::Aborted),
     ("Decryption error", DeviceFailure::Decryption),
     (DECOMPRESSION_TEXT, DeviceFailure::Decompression),
+    (DELTA_BASE_TEXT, DeviceFailure::DeltaBaseMismatch),
+    (DELTA_PATCH_TEXT, DeviceFailure::DeltaPatch),
 ];
 
 impl DeviceFailure {
@@ -360,6 +392,8 @@ impl fmt::Display for UpdateError {
                 write!(f, "Could Not Activate The Firmware ({detail})")
             }
             UpdateError::Inflate { detail } => write!(f, "{DECOMPRESSION_TEXT} ({detail})"),
+            UpdateError::DeltaBaseMismatch { detail } => write!(f, "{DELTA_BASE_TEXT} ({detail})"),
+            UpdateError::DeltaPatch { detail } => write!(f, "{DELTA_PATCH_TEXT} ({detail})"),
             UpdateError::Signature(e) => write!(f, "{SIGNATURE_TEXT}: {e}"),
             UpdateError::Md5Mismatch {
                 expected,
@@ -376,6 +410,40 @@ impl fmt::Display for UpdateError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delta_refusals_have_their_own_texts() {
+        let base = UpdateError::DeltaBaseMismatch {
+            detail: "the patch is for the image 00, this device runs 11".into(),
+        };
+        let patch = UpdateError::DeltaPatch {
+            detail: "the patch ended early".into(),
+        };
+        assert_eq!(base.wire_text(ErrorStyle::Esp32), "Delta Base Mismatch\r\n");
+        assert_eq!(patch.wire_text(ErrorStyle::Esp32), "Delta Patch Failed\r\n");
+        assert_eq!(
+            base.udp_err_in(ErrorStyle::Esp32),
+            "ERR: Delta Base Mismatch\n"
+        );
+        assert_eq!(
+            format!("{base}"),
+            "Delta Base Mismatch (the patch is for the image 00, this device runs 11)"
+        );
+        assert_eq!(
+            format!("{patch}"),
+            "Delta Patch Failed (the patch ended early)"
+        );
+        // Neither reads as another failure, nor as each other.
+        assert_eq!(
+            DeviceFailure::parse("Delta Base Mismatch\r\n"),
+            Some(DeviceFailure::DeltaBaseMismatch)
+        );
+        assert_eq!(
+            DeviceFailure::parse("Delta Patch Failed"),
+            Some(DeviceFailure::DeltaPatch)
+        );
+        assert_eq!(DeviceFailure::parse("Delta Patches Failed"), None);
+    }
 
     #[test]
     fn texts_per_core() {
@@ -437,6 +505,9 @@ mod tests {
             // Only this crate's ESP32-style responder inflates; an ESP8266-style
             // `ERROR[99]` is no code of that core.
             UpdateError::Inflate { .. } => [Some(F::Decompression), None, None],
+            // Likewise only this crate's responder applies delta patches.
+            UpdateError::DeltaBaseMismatch { .. } => [Some(F::DeltaBaseMismatch), None, None],
+            UpdateError::DeltaPatch { .. } => [Some(F::DeltaPatch), None, None],
             UpdateError::Signature(_) => same(F::Signature),
             UpdateError::Other(_) => [None; 3],
         }
@@ -463,6 +534,12 @@ mod tests {
             UpdateError::NoError,
             UpdateError::Bootstrap,
             UpdateError::Inflate {
+                detail: "cut short".into(),
+            },
+            UpdateError::DeltaBaseMismatch {
+                detail: "another image".into(),
+            },
+            UpdateError::DeltaPatch {
                 detail: "cut short".into(),
             },
             UpdateError::Signature(SignatureError::UntrustedKey),

@@ -6,8 +6,14 @@
 //! stages of [`crate::pipeline`]). Any failure or interruption leaves the
 //! running slot selected.
 //!
+//! Where the running image is known (the booted slot, else the one otadata
+//! selects) and carries its appended SHA-256, the sink also takes an
+//! esp_delta_ota patch against it ([`crate::delta`]): it reads the running slot
+//! and writes the other one, never the running one.
+//!
 //! RAM during an update: a 4 KiB sector buffer, and for a compressed stream the
-//! inflater's ~15 KiB (`decode`), on the heap.
+//! inflater's ~15 KiB (`decode`), for a delta patch under 1 KiB (`delta`), on
+//! the heap.
 //!
 //! ```ignore
 //! let mut flash = esp_storage::FlashStorage::new(peripherals.FLASH);
@@ -18,6 +24,7 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use esp_bootloader_esp_idf::ota::{Ota, OtaImageState};
 use esp_bootloader_esp_idf::partitions::{
@@ -26,6 +33,7 @@ use esp_bootloader_esp_idf::partitions::{
 };
 use md5::Digest;
 
+use crate::delta::Base;
 use crate::pipeline::Stages;
 use crate::{Command, UpdateError, UpdateSink};
 
@@ -39,6 +47,8 @@ struct Update {
     slot: Option<AppPartitionSubType>,
     /// The decoder and the checks between the stream and the flash.
     stages: Option<Stages>,
+    /// The running slot, the base of a delta patch (`None`: patches are refused).
+    base: Option<PartitionEntry>,
     /// Bytes already in flash.
     flushed: u32,
     sector: Vec<u8>,
@@ -53,6 +63,9 @@ pub struct OtaSink<'f, 'd> {
     filesystem: Option<PartitionEntry>,
     /// Offset of the app that is running, when it can be known.
     booted: Option<u32>,
+    /// The running slot, when its image carries a validation hash: the base a
+    /// delta patch applies to.
+    running: Option<PartitionEntry>,
     /// The chip id app images must carry (`None`: any ESP32-family chip).
     chip: Option<u16>,
     /// The digests of the keys an image must be signed by (`None`: not checked).
@@ -91,17 +104,34 @@ impl<'f, 'd> OtaSink<'f, 'd> {
         if slots.len() < 2 {
             return Err(Error::Invalid);
         }
-        Ok(OtaSink {
+        let mut sink = OtaSink {
             flash,
             ota_data,
             slots,
             filesystem,
             booted,
+            running: None,
             chip: None,
             #[cfg(feature = "signature")]
             trusted_keys: None,
             update: None,
-        })
+        };
+        sink.running = sink.delta_base();
+        Ok(sink)
+    }
+
+    /// The running slot if its image has a validation hash (the SHA-256 an
+    /// esp_delta_ota patch names its base by).
+    fn delta_base(&mut self) -> Option<PartitionEntry> {
+        let entry = self.running_entry().ok()?;
+        let flash = RefCell::new(&mut *self.flash);
+        SlotReader {
+            flash: &flash,
+            entry,
+        }
+        .validation_hash()
+        .ok()?;
+        Some(entry)
     }
 
     /// Refuse app images for another chip (an id of
@@ -179,7 +209,6 @@ impl<'f, 'd> OtaSink<'f, 'd> {
 
     /// The slot the running image is in: the booted one when known, else the
     /// one otadata selects (`Error::Invalid` for a factory app).
-    #[cfg(feature = "signature")]
     fn running_entry(&mut self) -> Result<PartitionEntry, Error> {
         if let Some(booted) = self.booted
             && let Some((_, entry)) = self.slots.iter().find(|(_, e)| e.offset() == booted)
@@ -362,10 +391,20 @@ impl UpdateSink for OtaSink<'_, '_> {
             Some(keys) => stages.with_signature(keys),
             None => stages,
         };
+        // A patch reads the running slot: never the one being written.
+        let base = self
+            .running
+            .filter(|r| kind == Command::Flash && r.offset() != entry.offset());
+        let stages = if base.is_some() {
+            stages.with_delta()
+        } else {
+            stages
+        };
         self.update = Some(Update {
             entry,
             slot,
             stages: Some(stages),
+            base,
             flushed: 0,
             sector: Vec::with_capacity(SECTOR),
         });
@@ -373,10 +412,23 @@ impl UpdateSink for OtaSink<'_, '_> {
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), UpdateError> {
-        let flash = &mut *self.flash;
         let u = self.update.as_mut().ok_or(UpdateError::Aborted)?;
         let mut stages = u.stages.take().ok_or(UpdateError::Aborted)?;
-        let result = stages.push(data, &mut |out| Self::put(flash, u, out));
+        // The base reads and the writer take turns with the flash.
+        let flash = RefCell::new(&mut *self.flash);
+        let running = u.base;
+        let result = match running {
+            Some(entry) => {
+                let mut base = SlotReader {
+                    flash: &flash,
+                    entry,
+                };
+                stages.push_from(data, &mut base, &mut |out| {
+                    Self::put(&mut flash.borrow_mut(), u, out)
+                })
+            }
+            None => stages.push(data, &mut |out| Self::put(&mut flash.borrow_mut(), u, out)),
+        };
         u.stages = Some(stages);
         result
     }
@@ -391,6 +443,11 @@ impl UpdateSink for OtaSink<'_, '_> {
         self.read_back(entry, written.len, &written.md5)?;
         self.update = None;
         if let Some(slot) = slot {
+            // Where the booted slot is not known, the running one was taken to
+            // be the selected one: no longer.
+            if self.booted.is_none() {
+                self.running = None;
+            }
             self.activate(slot).map_err(|e| UpdateError::Activate {
                 detail: alloc::format!("could not select the new slot: {e:?}"),
             })?;
@@ -402,9 +459,34 @@ impl UpdateSink for OtaSink<'_, '_> {
         true
     }
 
+    fn takes_delta(&self) -> bool {
+        self.running.is_some()
+    }
+
     fn abort(&mut self) {
         // Nothing was selected: the partial image in the idle slot is never booted.
         self.update = None;
+    }
+}
+
+/// A slot read as the base of a delta patch (never written), sharing the flash
+/// with the writer of the other slot.
+struct SlotReader<'r, 'f, 'd> {
+    flash: &'r RefCell<&'f mut FlashStorage<'d>>,
+    entry: PartitionEntry,
+}
+
+impl Base for SlotReader<'_, '_, '_> {
+    fn size(&self) -> u32 {
+        self.entry.len()
+    }
+
+    fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), UpdateError> {
+        let mut flash = self.flash.borrow_mut();
+        self.entry
+            .as_flash_region(&mut flash)
+            .read(offset, buf)
+            .map_err(|_| UpdateError::FlashReadFailed)
     }
 }
 
@@ -779,6 +861,116 @@ mod tests {
         let mut written = vec![0u8; image.len()];
         flash.read(OTA1, &mut written).unwrap();
         assert_eq!(written, image);
+    }
+
+    fn slot(flash: &mut FlashStorage<'static>, at: u32) -> Vec<u8> {
+        let mut raw = vec![0u8; SLOT_SIZE as usize];
+        flash.read(at, &mut raw).unwrap();
+        raw
+    }
+
+    #[test]
+    fn a_delta_patch_against_the_running_slot_stores_the_new_image_in_the_other() {
+        use crate::delta::tests::{changed, image, patch};
+        let _turn = FLASH.lock().unwrap_or_else(|e| e.into_inner());
+        let mut flash = FlashStorage::new();
+        let running = image(40_000, 11);
+        let new = changed(40_000, 11);
+        let p = patch(&running, &new, false);
+        assert!(p.len() * 20 < new.len(), "{} bytes", p.len());
+
+        // Nothing runs in ota_0 (blank): no deltas; a patch is no app image.
+        fresh(&mut flash);
+        let sink = OtaSink::new(&mut flash).unwrap();
+        assert!(!sink.takes_delta());
+        let r = update_into(sink, &p, &p, None);
+        assert_eq!(r, Err(Failure::Update(UpdateError::WrongMagic)));
+
+        // Refused, and neither otadata nor the running slot changes: a patch for
+        // another image, a cut one, one flipped on the way (the MD5 is the
+        // patch's) and flipped before the MD5 was taken.
+        let other = patch(&image(40_000, 12), &new, false);
+        let mut cases: Vec<(Vec<u8>, Vec<u8>, Option<usize>)> = vec![(other.clone(), other, None)];
+        for cut in (0..p.len())
+            .step_by(p.len() / 7)
+            .chain([1, 64, p.len() - 1])
+        {
+            cases.push((p.clone(), p.clone(), Some(cut)));
+        }
+        let mut flipped = p.clone();
+        flipped[p.len() / 2] ^= 0x10;
+        cases.push((p.clone(), flipped, None));
+        for at in (0..p.len()).step_by(p.len() / 17 + 1) {
+            let mut bad = p.clone();
+            bad[at] ^= 0x10;
+            cases.push((bad.clone(), bad, None));
+        }
+        for (announced, sent, cut) in cases {
+            fresh(&mut flash);
+            flash.write(OTA0, &running).unwrap();
+            let (before, ota0) = (otadata(&mut flash), slot(&mut flash, OTA0));
+            let sink = OtaSink::new(&mut flash).unwrap();
+            assert!(sink.takes_delta());
+            let r = update_into(sink, &announced, &sent, cut);
+            assert!(
+                slot(&mut flash, OTA0) == ota0,
+                "cut {cut:?}: the running slot changed"
+            );
+            if r.is_ok() {
+                // Only a flip that changes no byte made (in the reserved header
+                // bytes, a padding bit): the exact new image.
+                assert!(cut.is_none() && announced == sent);
+                let mut stored = vec![0u8; new.len()];
+                flash.read(OTA1, &mut stored).unwrap();
+                assert!(
+                    stored == new,
+                    "an image other than the new one was selected"
+                );
+                continue;
+            }
+            assert_eq!(otadata(&mut flash), before, "cut {cut:?}: {r:?}");
+            assert_eq!(boot_choice(&mut flash), (0, 2), "cut {cut:?}: {r:?}");
+        }
+        // The base mismatch says so, first.
+        fresh(&mut flash);
+        flash.write(OTA0, &running).unwrap();
+        let other = patch(&image(40_000, 12), &new, false);
+        let sink = OtaSink::new(&mut flash).unwrap();
+        let r = update_into(sink, &other, &other, None);
+        assert!(
+            matches!(
+                r,
+                Err(Failure::Update(UpdateError::DeltaBaseMismatch { .. }))
+            ),
+            "{r:?}"
+        );
+
+        // The patch whole: ota_1 holds the new image and is selected, on
+        // probation; ota_0 is as it was.
+        fresh(&mut flash);
+        flash.write(OTA0, &running).unwrap();
+        let ota0 = slot(&mut flash, OTA0);
+        let sink = OtaSink::new(&mut flash).unwrap();
+        update_into(sink, &p, &p, None).unwrap();
+        assert_eq!(boot_choice(&mut flash), (1, 0), "ota_1, state New");
+        let mut stored = vec![0u8; new.len()];
+        flash.read(OTA1, &mut stored).unwrap();
+        assert!(stored == new);
+        assert!(slot(&mut flash, OTA0) == ota0);
+        // After the reboot into ota_1: the next patch is against ota_1 and goes
+        // to ota_0; ota_1 is read, never written.
+        let newer = image(40_000, 13);
+        let p = patch(&new, &newer, true);
+        let ota1 = slot(&mut flash, OTA1);
+        let mut sink = OtaSink::new(&mut flash).unwrap();
+        assert!(sink.takes_delta(), "ota_1 is selected and carries its hash");
+        assert_eq!(sink.next_slot().unwrap(), AppPartitionSubType::Ota0);
+        update_into(sink, &p, &p, None).unwrap();
+        assert_eq!(boot_choice(&mut flash).0, 0);
+        let mut stored = vec![0u8; newer.len()];
+        flash.read(OTA0, &mut stored).unwrap();
+        assert!(stored == newer);
+        assert!(slot(&mut flash, OTA1) == ota1);
     }
 
     #[test]

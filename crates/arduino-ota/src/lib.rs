@@ -61,6 +61,19 @@
 //! that inflates to more than the slot never activates; the device answers
 //! "Decompression Failed", "Not Enough Space" or "Could Not Activate The Firmware".
 //! An ESP8266 core (2.7.0 and later) takes gzip instead, and stores it as it is.
+//!
+//! ## Delta updates
+//!
+//! What arrives may also be an esp_delta_ota patch (Espressif's format: a
+//! 64-byte header with the base image's SHA-256, then a detools sequential
+//! patch compressed with heatshrink) against the image the device runs, where
+//! the sink has one ([`UpdateSink::takes_delta`]; `esp::OtaSink` reads the
+//! running slot, `net::FileSink` an image in memory). [`delta`] applies it as it
+//! arrives (under 1 KiB of RAM, and reads of the running image), after checking
+//! the header's SHA-256 against the running image's before anything is written:
+//! a patch for another image is "Delta Base Mismatch", a malformed or cut one
+//! "Delta Patch Failed". The image it makes gets every check an image sent
+//! whole gets, and only then is it activated.
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
@@ -72,6 +85,7 @@ extern crate std;
 pub mod appimage;
 pub mod auth;
 pub mod decode;
+pub mod delta;
 pub mod error;
 pub mod invitation;
 pub mod pipeline;

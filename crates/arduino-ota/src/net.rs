@@ -374,6 +374,10 @@ pub struct FileSink {
     /// [`crate::signature`]); `None`: signatures are not checked.
     #[cfg(feature = "signature")]
     pub trusted_keys: Option<Vec<[u8; 32]>>,
+    /// The image this device "runs": an esp_delta_ota patch against it is
+    /// applied ([`crate::delta`]); `None`: patches are not taken. The sink
+    /// never changes it (what runs after an update is its owner's to say).
+    pub base: Option<Vec<u8>>,
     stages: Option<Stages>,
     kind: Option<Command>,
     md5: String,
@@ -439,6 +443,11 @@ impl UpdateSink for FileSink {
             Some(keys) => stages.with_signature(keys),
             None => stages,
         };
+        let stages = if self.base.is_some() {
+            stages.with_delta()
+        } else {
+            stages
+        };
         self.stages = Some(stages);
         Ok(())
     }
@@ -446,10 +455,14 @@ impl UpdateSink for FileSink {
     fn write(&mut self, data: &[u8]) -> Result<(), UpdateError> {
         let stages = self.stages.as_mut().ok_or(UpdateError::Aborted)?;
         let out = &mut self.data;
-        stages.push(data, &mut |b| {
+        let mut write = |b: &[u8]| -> Result<(), UpdateError> {
             out.extend_from_slice(b);
             Ok(())
-        })
+        };
+        match self.base.as_deref() {
+            Some(mut base) => stages.push_from(data, &mut base, &mut write),
+            None => stages.push(data, &mut write),
+        }
     }
 
     fn finish(&mut self) -> Result<(), UpdateError> {
@@ -473,5 +486,9 @@ impl UpdateSink for FileSink {
 
     fn takes_compressed(&self) -> bool {
         self.inflate
+    }
+
+    fn takes_delta(&self) -> bool {
+        self.base.is_some()
     }
 }

@@ -3,12 +3,13 @@
 //!
 //! ```text
 //! received bytes (the Transfer checked their count and MD5)
-//!   -> decode::Decoder    raw | inflate                       (RAM: 0 | ~15 KiB)
+//!   -> decode::Decoder    raw | inflate | delta patch         (RAM: 0 | ~15 KiB
+//!                         | < 1 KiB and reads of the base: the running image)
 //!   -> appimage::Checker  the bootloader's checks of an app   (RAM: ~150 B)
 //!   -> signature::Verifier the Secure Boot V2 signature sector (RAM: ~4.2 KiB;
 //!                         feature `signature`, when keys are trusted)
 //!   -> the writer         the slot (esp: 4 KiB sectors), a file, memory
-//! finish: the decoder's stream is whole, the signature is by a trusted key
+//! finish: the decoder's stream is whole (a patch made all its bytes), the signature is by a trusted key
 //! over every byte before it (checked first: a changed image is refused as
 //! such), the checker says yes, the writer reads back what it wrote (the MD5 of
 //! the decoded bytes), and only then activates.
@@ -19,16 +20,26 @@
 //! runs its bytes through the stages. Nothing is activated unless every stage
 //! said yes, so a cut, damaged or foreign stream leaves the running image
 //! selected.
+//!
+//! A delta patch ([`crate::delta`]) is taken only by stages made
+//! [`Stages::with_delta`], and needs its base with the bytes
+//! ([`Stages::push_from`]; a patch makes every byte as it arrives, so
+//! [`Stages::finish`] needs none): the sink reads the running image there while
+//! its writer writes the other slot. The checks after the
+//! decoder are those of any image, on the patched image.
 
 use md5::Digest;
 
 use crate::appimage::Checker;
 use crate::decode::{Decoder, Encoding};
+use crate::delta::Base;
 use crate::{Command, UpdateError};
 
 /// The stages of one update, between the sink's `begin` and `finish`.
 pub struct Stages {
     decoder: Decoder,
+    /// An app image (the only kind a patch may make).
+    app: bool,
     /// For an app image: the bootloader's checks, on the decoded bytes.
     checker: Option<Checker>,
     /// When keys are trusted: the signature over the decoded bytes (every
@@ -78,6 +89,7 @@ impl Stages {
     ) -> Self {
         Stages {
             decoder: Decoder::new(zlib && kind == Command::Flash),
+            app: kind == Command::Flash,
             checker: (check_app && kind == Command::Flash).then(|| Checker::new(chip)),
             #[cfg(feature = "signature")]
             verifier: None,
@@ -95,22 +107,53 @@ impl Stages {
         self
     }
 
+    /// Also apply an esp_delta_ota patch of an app image ([`crate::delta`]),
+    /// against the base handed to [`Stages::push_from`]. Before the first byte
+    /// only.
+    pub fn with_delta(mut self) -> Self {
+        let decoder = core::mem::replace(&mut self.decoder, Decoder::Raw);
+        self.decoder = decoder.with_delta(self.app);
+        self
+    }
+
     /// Run received bytes through the stages; what is to be written goes to
     /// `write`, in order. A decoded image larger than the capacity is "Not
-    /// Enough Space", before its first byte too many is written.
+    /// Enough Space", before its first byte too many is written. (A delta
+    /// patch needs [`Stages::push_from`].)
     pub fn push(
         &mut self,
         data: &[u8],
         write: &mut dyn FnMut(&[u8]) -> Result<(), UpdateError>,
     ) -> Result<(), UpdateError> {
+        self.push_inner(data, None, write)
+    }
+
+    /// [`Stages::push`], with the image a delta patch applies to (the running
+    /// one): read only, never written.
+    pub fn push_from(
+        &mut self,
+        data: &[u8],
+        base: &mut dyn Base,
+        write: &mut dyn FnMut(&[u8]) -> Result<(), UpdateError>,
+    ) -> Result<(), UpdateError> {
+        self.push_inner(data, Some(base), write)
+    }
+
+    fn push_inner(
+        &mut self,
+        data: &[u8],
+        base: Option<&mut dyn Base>,
+        write: &mut dyn FnMut(&[u8]) -> Result<(), UpdateError>,
+    ) -> Result<(), UpdateError> {
         let (decoder, mut rest) = self.split();
-        decoder.push(data, &mut |out| rest.pass(out, write))
+        decoder.push_with(data, base, &mut |out| rest.pass(out, write))
     }
 
     /// The decoder, and the stages after it.
     fn split(&mut self) -> (&mut Decoder, After<'_>) {
         let Stages {
             decoder,
+            app: _,
             checker,
             #[cfg(feature = "signature")]
             verifier,
@@ -135,6 +178,13 @@ impl Stages {
     /// the bootloader's checks. Returns what the writer must read back before it
     /// activates anything.
     pub fn finish(
+        self,
+        write: &mut dyn FnMut(&[u8]) -> Result<(), UpdateError>,
+    ) -> Result<Written, UpdateError> {
+        self.finish_inner(write)
+    }
+
+    fn finish_inner(
         mut self,
         write: &mut dyn FnMut(&[u8]) -> Result<(), UpdateError>,
     ) -> Result<Written, UpdateError> {
@@ -308,6 +358,64 @@ mod tests {
             stages.finish(&mut |_| Ok(())),
             Err(UpdateError::Signature(SignatureError::NoBlock))
         );
+    }
+
+    #[test]
+    fn a_delta_patch_reaches_the_writer_as_the_new_image_and_only_with_a_base() {
+        use crate::delta::tests::{changed, image as app, patch};
+        let base = app(40_000, 3);
+        let new = changed(40_000, 3);
+        let run = |stream: &[u8], kind, delta: bool, with_base: bool, capacity: u32| {
+            let mut stages = Stages::new(kind, capacity, true, true, Some(5));
+            if delta {
+                stages = stages.with_delta();
+            }
+            let mut out = Vec::new();
+            for piece in stream.chunks(1460) {
+                let mut w = |b: &[u8]| -> Result<(), UpdateError> {
+                    out.extend_from_slice(b);
+                    Ok(())
+                };
+                if with_base {
+                    stages.push_from(piece, &mut &base[..], &mut w)?;
+                } else {
+                    stages.push(piece, &mut w)?;
+                }
+            }
+            let written = stages.finish(&mut |b| {
+                out.extend_from_slice(b);
+                Ok(())
+            })?;
+            Ok::<_, UpdateError>((out, written))
+        };
+        let p = patch(&base, &new, false);
+        let (out, written) = run(&p, Command::Flash, true, true, 1 << 20).unwrap();
+        assert!(out == new);
+        assert_eq!(written.encoding, Encoding::Delta);
+        assert_eq!(written.len as usize, new.len());
+        assert_eq!(written.md5, <[u8; 16]>::from(md5::Md5::digest(&new)));
+        // Stages not made for deltas: the patch is bytes, and no app image.
+        let e = run(&p, Command::Flash, false, true, 1 << 20).unwrap_err();
+        assert!(matches!(e, UpdateError::Activate { .. }), "{e:?}");
+        // No base handed over: refused as such.
+        let e = run(&p, Command::Flash, true, false, 1 << 20).unwrap_err();
+        assert!(matches!(e, UpdateError::DeltaBaseMismatch { .. }), "{e:?}");
+        // A filesystem image is never a patch.
+        let (out, written) = run(&p, Command::Filesystem, true, true, 1 << 20).unwrap();
+        assert_eq!((out, written.encoding), (p.clone(), Encoding::Raw));
+        // The patched image must fit the slot, and pass the app checks.
+        let e = run(&p, Command::Flash, true, true, 30_000).unwrap_err();
+        assert_eq!(e, UpdateError::NotEnoughSpace);
+        let mut broken = new.clone();
+        broken[20_000] ^= 1;
+        let e = run(
+            &patch(&base, &broken, true),
+            Command::Flash,
+            true,
+            true,
+            1 << 20,
+        );
+        assert!(matches!(e, Err(UpdateError::Activate { .. })), "{e:?}");
     }
 
     #[test]

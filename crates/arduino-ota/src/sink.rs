@@ -25,6 +25,12 @@ pub trait UpdateSink {
     fn takes_compressed(&self) -> bool {
         false
     }
+    /// Does it apply esp_delta_ota patches against the image it runs
+    /// ([`crate::delta`])? Then an ESP32 profile's early magic-byte check lets
+    /// a patch's magic through, and a host may send one.
+    fn takes_delta(&self) -> bool {
+        false
+    }
 }
 
 impl<S: UpdateSink + ?Sized> UpdateSink for &mut S {
@@ -42,6 +48,9 @@ impl<S: UpdateSink + ?Sized> UpdateSink for &mut S {
     }
     fn takes_compressed(&self) -> bool {
         (**self).takes_compressed()
+    }
+    fn takes_delta(&self) -> bool {
+        (**self).takes_delta()
     }
 }
 

@@ -191,6 +191,7 @@ impl<S: UpdateSink> Transfer<S> {
             && after >= first_sector
             && self.head[0] != MAGIC
             && !(self.sink.takes_compressed() && crate::decode::is_zlib(self.head))
+            && !(self.sink.takes_delta() && crate::delta::is_delta_head(self.head))
         {
             return self.fail(Failure::Update(UpdateError::WrongMagic));
         }
