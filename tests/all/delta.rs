@@ -56,6 +56,15 @@ fn cases(len: usize) -> (Vec<u8>, Vec<(&'static str, Vec<u8>)>) {
 /// is not installed (a failure under CI=true, a skip line elsewhere).
 fn detools(test: &str, args: &[&Path]) -> Option<std::process::Output> {
     match Command::new("detools").args(args).output() {
+        // 127: a shim (pyenv's) that finds no detools behind it.
+        Ok(out) if out.status.code() == Some(127) => {
+            let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            missing(
+                test,
+                &format!("detools is not installed ({why}): pip install detools"),
+            );
+            None
+        }
         Ok(out) => Some(out),
         Err(e) => {
             missing(
