@@ -13,6 +13,7 @@ pub mod cli;
 #[cfg(feature = "cli")]
 pub mod commands;
 pub mod config;
+pub mod delta;
 pub mod discover;
 pub mod emulator;
 pub mod encode;

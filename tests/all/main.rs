@@ -5,6 +5,7 @@
 mod support;
 
 mod compress;
+mod delta;
 mod discover;
 mod emulator;
 mod errors;

@@ -1,0 +1,236 @@
+//! Delta patches in esp_delta_ota's format (#19, the host's half): patches
+//! `cargo_ota::delta` makes against seeded app images, checked both ways against
+//! PyPI `detools` (the format's reference: what esp_delta_ota's patch generator
+//! calls), their size after small changes, and the refusals. `detools` is
+//! required under CI=true; elsewhere its tests print a skip line without it.
+
+use std::path::Path;
+use std::process::Command;
+
+use arduino_ota::appimage;
+use cargo_ota::delta::{self, DeltaError, HEADER_LEN};
+use cargo_ota_testkit::sample::noise;
+
+use crate::support::netns::missing;
+
+/// A seeded ESP32-C3 app image: read-only data and code segments, as espflash
+/// lays out firmware.
+fn firmware(rodata: &[u8], text: &[u8]) -> Vec<u8> {
+    appimage::build(
+        5,
+        0x4200_0020,
+        &[(0x3c00_0020, rodata), (0x4201_0020, text)],
+    )
+}
+
+/// Segments of about `len` bytes from `seed`: three quarters data, a quarter code.
+fn segments(seed: u32, len: usize) -> (Vec<u8>, Vec<u8>) {
+    (noise(seed, len / 4 * 3), noise(seed ^ 0x5555, len / 4))
+}
+
+/// A base image and new images after a few changed bytes, after a run inserted
+/// in the data (which shifts everything after it, the code segment too), and
+/// after a change of everything (another seed).
+fn cases(len: usize) -> (Vec<u8>, Vec<(&'static str, Vec<u8>)>) {
+    let (rodata, text) = segments(0x2545_f491, len);
+    let base = firmware(&rodata, &text);
+    let mut changed = text.clone();
+    for at in [100, 101, 4000, changed.len() / 2] {
+        changed[at] ^= 0x5a;
+    }
+    let mut inserted = rodata.clone();
+    inserted.splice(rodata.len() / 3..rodata.len() / 3, noise(7, 300));
+    let (other_rodata, other_text) = segments(0x1234_5678, len);
+    let news = vec![
+        ("a few bytes changed", firmware(&rodata, &changed)),
+        ("300 bytes inserted", firmware(&inserted, &text)),
+        ("everything changed", firmware(&other_rodata, &other_text)),
+    ];
+    for (what, new) in &news {
+        appimage::check(new, Some(5)).unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+    (base, news)
+}
+
+/// `detools ARGS` (PyPI detools' command line): its output, or `None` where it
+/// is not installed (a failure under CI=true, a skip line elsewhere).
+fn detools(test: &str, args: &[&Path]) -> Option<std::process::Output> {
+    match Command::new("detools").args(args).output() {
+        // 127: a shim (pyenv's) that finds no detools behind it.
+        Ok(out) if out.status.code() == Some(127) => {
+            let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            missing(
+                test,
+                &format!("detools is not installed ({why}): pip install detools"),
+            );
+            None
+        }
+        Ok(out) => Some(out),
+        Err(e) => {
+            missing(
+                test,
+                &format!("detools is not installed ({e}): pip install detools"),
+            );
+            None
+        }
+    }
+}
+
+/// What `cargo ota` creates, `detools apply_patch` applies (the patch without its
+/// 64-byte header, as esp_delta_ota_patch_gen.py's own check does): the new
+/// image, byte for byte.
+#[test]
+fn detools_applies_the_patches_cargo_ota_creates() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (base, news) = cases(150_000);
+    std::fs::write(d.join("base.bin"), &base).unwrap();
+    for (what, new) in news {
+        let patch = delta::create_patch(&base, &new).unwrap();
+        std::fs::write(d.join("patch.bin"), &patch[HEADER_LEN..]).unwrap();
+        let apply = [
+            Path::new("apply_patch"),
+            &d.join("base.bin"),
+            &d.join("patch.bin"),
+            &d.join("out.bin"),
+        ];
+        let Some(out) = detools("detools_applies_the_patches_cargo_ota_creates", &apply) else {
+            return;
+        };
+        assert!(
+            out.status.success(),
+            "{what}: detools apply_patch failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let made = std::fs::read(d.join("out.bin")).unwrap();
+        assert!(made == new, "{what}: detools made another image");
+        std::fs::remove_file(d.join("out.bin")).unwrap();
+    }
+}
+
+/// What `detools create_patch -c heatshrink` creates (sequential, window 2^8,
+/// lookahead 2^7: its defaults), `cargo_ota::delta::apply_patch` applies once
+/// the header esp_delta_ota_patch_gen.py adds is in front: the new image. The
+/// patches `cargo ota` makes are no larger than detools' own, give or take.
+#[test]
+fn cargo_ota_applies_the_patches_detools_creates() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (base, news) = cases(150_000);
+    std::fs::write(d.join("base.bin"), &base).unwrap();
+    let header = delta::header(&delta::validation_hash(&base).unwrap());
+    for (what, new) in news {
+        std::fs::write(d.join("new.bin"), &new).unwrap();
+        let create = [
+            Path::new("create_patch"),
+            Path::new("-c"),
+            Path::new("heatshrink"),
+            &d.join("base.bin"),
+            &d.join("new.bin"),
+            &d.join("patch.bin"),
+        ];
+        let Some(out) = detools("cargo_ota_applies_the_patches_detools_creates", &create) else {
+            return;
+        };
+        assert!(
+            out.status.success(),
+            "{what}: detools create_patch failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs = std::fs::read(d.join("patch.bin")).unwrap();
+        assert_eq!(theirs[0], 0x04, "{what}: sequential, heatshrink");
+        let mut patch = header.to_vec();
+        patch.extend_from_slice(&theirs);
+        let made = delta::apply_patch(&base, &patch).unwrap();
+        assert!(made == new, "{what}: detools' patch gave another image");
+        let ours = delta::create_patch(&base, &new).unwrap();
+        eprintln!(
+            "{what}: cargo-ota's patch {} B, detools' {} B (+{HEADER_LEN} B header){}",
+            ours.len() - HEADER_LEN,
+            theirs.len(),
+            if ours[HEADER_LEN..] == theirs[..] {
+                ", the same bytes"
+            } else {
+                ""
+            }
+        );
+        assert!(
+            ours.len() - HEADER_LEN <= theirs.len() + theirs.len() / 10 + 64,
+            "{what}: {} B against detools' {} B",
+            ours.len() - HEADER_LEN,
+            theirs.len()
+        );
+    }
+}
+
+/// The goal: after a small change in a ~600 KB firmware, the patch is at
+/// most 1/20 of the image (detools gets ~1.7% on real firmware). Each patch
+/// applies back to the exact new image.
+#[test]
+fn small_changes_give_patches_well_under_a_twentieth_of_the_image() {
+    let (base, news) = cases(600_000);
+    for (what, new) in news {
+        let patch = delta::create_patch(&base, &new).unwrap();
+        assert!(
+            delta::apply_patch(&base, &patch).unwrap() == new,
+            "{what}: the patch does not give the new image"
+        );
+        let ratio = patch.len() as f64 / new.len() as f64;
+        eprintln!(
+            "{what}: {} B image, {} B patch = {:.2}%",
+            new.len(),
+            patch.len(),
+            ratio * 100.0
+        );
+        if what == "everything changed" {
+            // Nothing to share: the new image's bytes, as heatshrink literals
+            // (9 bits a byte) at most.
+            assert!(patch.len() <= new.len() / 8 * 9 + 1024, "{what}");
+        } else {
+            assert!(
+                patch.len() <= new.len() / 20,
+                "{what}: {:.2}%",
+                ratio * 100.0
+            );
+        }
+    }
+}
+
+/// A base without a validation hash (hash-appended byte 0) cannot be named in a
+/// patch header: refused with a clear error, as is a base that is no image.
+#[test]
+fn a_base_without_a_validation_hash_is_refused() {
+    let (base, news) = cases(20_000);
+    let mut unhashed = base.clone();
+    unhashed[23] = 0;
+    unhashed.truncate(base.len() - 32);
+    appimage::check(&unhashed, Some(5)).unwrap();
+    let e = delta::create_patch(&unhashed, &news[0].1).unwrap_err();
+    assert_eq!(e, DeltaError::NoValidationHash);
+    assert!(e.to_string().contains("no validation hash"), "{e}");
+    let e = delta::create_patch(&news[0].1[100..], &base).unwrap_err();
+    assert!(matches!(e, DeltaError::BaseNotAnImage(_)), "{e}");
+}
+
+/// A patch made against one image, applied to another: refused by the header's
+/// validation hash before anything is applied.
+#[test]
+fn a_patch_for_another_base_is_refused() {
+    let (base, news) = cases(20_000);
+    let patch = delta::create_patch(&base, &news[0].1).unwrap();
+    let other = &news[1].1;
+    match delta::apply_patch(other, &patch) {
+        Err(DeltaError::WrongBase {
+            patch: named,
+            base: have,
+        }) => {
+            assert_eq!(named, hex::encode(&base[base.len() - 32..]));
+            assert_eq!(have, hex::encode(&other[other.len() - 32..]));
+        }
+        r => panic!("applied to another base: {r:?}"),
+    }
+    assert_eq!(
+        delta::apply_patch(&base, &patch).as_deref(),
+        Ok(news[0].1.as_slice())
+    );
+}
