@@ -411,6 +411,10 @@ pub struct EmulateArgs {
     /// digest in hex (as `cargo ota keygen` prints it). Repeat for more keys.
     #[arg(long, value_name = "KEY")]
     pub require_signature: Vec<String>,
+    /// The app image the device runs at the start (`--flavor arduino-ota`): the
+    /// base a delta patch applies to. Each app image it takes replaces it.
+    #[arg(long, value_name = "IMAGE")]
+    pub running: Option<PathBuf>,
     /// ESP32 receive timeout in ms (ArduinoOTA.setTimeout).
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub rx_timeout_ms: u64,

@@ -51,6 +51,12 @@ pub fn emulate_command(args: &EmulateArgs, env: &Environment) -> Result<(), Erro
             .collect::<Result<Vec<_>, _>>()?;
         cfg.trusted_keys = Some(digests);
     }
+    if let Some(path) = &args.running {
+        cfg.running = Some(fs::read(path).map_err(|source| UsageError::BadPath {
+            path: path.clone(),
+            source,
+        })?);
+    }
     cfg.rx_timeout = Duration::from_millis(args.rx_timeout_ms.max(1));
     if args.link_window == 0 {
         return Err(UsageError::LinkWindowZero.into());

@@ -105,6 +105,9 @@ pub struct EmulatorConfig {
     /// Accept only images signed by these keys (their digests), as the
     /// arduino-ota responder with trusted keys does; `None`: not checked.
     pub trusted_keys: Option<Vec<[u8; 32]>>,
+    /// The app image the device runs at the start (the arduino-ota flavor: the
+    /// base of a delta patch; each app image it takes replaces it).
+    pub running: Option<Vec<u8>>,
     /// ESP32's receive timeout (`ArduinoOTA.setTimeout`), default 1 s.
     pub rx_timeout: Duration,
     /// Round-trip time, receive window and flash rate.
@@ -133,6 +136,7 @@ impl EmulatorConfig {
             partition_size: None,
             chip: None,
             trusted_keys: None,
+            running: None,
             rx_timeout: Duration::from_secs(1),
             link: LinkModel::default(),
             faults: Faults::default(),
@@ -217,14 +221,21 @@ impl EmulatorEvent {
     }
 }
 
-/// The emulator's sink: the crate's file sink, plus the `error-at-end` fault.
+/// The emulator's sink: the crate's file sink, plus the `error-at-end` fault,
+/// and (the arduino-ota flavor) the image the device runs: the base a delta
+/// patch applies to, replaced by each app image it takes.
 struct EmulatorSink {
     file: FileSink,
     error_at_end: Option<String>,
+    /// What is being updated (an app image becomes the running one).
+    kind: Option<Command>,
+    /// It applies delta patches (the arduino-ota flavor): keep what runs.
+    keeps_running: bool,
 }
 
 impl UpdateSink for EmulatorSink {
     fn begin(&mut self, kind: Command, size: u32, md5: &str) -> Result<(), UpdateError> {
+        self.kind = Some(kind);
         self.file.begin(kind, size, md5)
     }
 
@@ -233,10 +244,15 @@ impl UpdateSink for EmulatorSink {
     }
 
     fn finish(&mut self) -> Result<(), UpdateError> {
-        match &self.error_at_end {
-            Some(text) => Err(UpdateError::Other(text.clone())),
-            None => self.file.finish(),
+        if let Some(text) = &self.error_at_end {
+            return Err(UpdateError::Other(text.clone()));
         }
+        self.file.finish()?;
+        // The device boots the new app: it is the base of the next patch.
+        if self.keeps_running && self.kind == Some(Command::Flash) {
+            self.file.base = self.file.last.clone();
+        }
+        Ok(())
     }
 
     fn abort(&mut self) {
@@ -245,6 +261,10 @@ impl UpdateSink for EmulatorSink {
 
     fn takes_compressed(&self) -> bool {
         self.file.takes_compressed()
+    }
+
+    fn takes_delta(&self) -> bool {
+        self.file.takes_delta()
     }
 }
 
@@ -285,9 +305,16 @@ impl Emulator {
         file.inflate = config.flavor == Flavor::ArduinoOta;
         file.chip = config.chip;
         file.trusted_keys = config.trusted_keys.clone();
+        // This crate's responder applies delta patches against what it runs.
+        let keeps_running = config.flavor == Flavor::ArduinoOta;
+        if keeps_running {
+            file.base = config.running.clone();
+        }
         let sink = EmulatorSink {
             file,
             error_at_end: config.faults.error_at_end.clone(),
+            kind: None,
+            keeps_running,
         };
         Ok(Emulator {
             config,

@@ -234,3 +234,74 @@ fn a_patch_for_another_base_is_refused() {
         Ok(news[0].1.as_slice())
     );
 }
+
+/// Upload `bytes` as they are to the emulator: a session of the host library
+/// (`cargo ota` does not choose patches yet), so the patch reaches the device.
+fn send(emu: &crate::support::Emu, bytes: &[u8]) -> Result<(), cargo_ota::error::UploadError> {
+    use cargo_ota::session::{Target, UploadOptions, upload};
+    let target = Target {
+        name: "emu".into(),
+        host: "127.0.0.1".into(),
+        port: emu.port().parse().unwrap(),
+    };
+    let options = UploadOptions {
+        timeout: std::time::Duration::from_secs(5),
+        retries: 3,
+        ..UploadOptions::default()
+    };
+    upload(&target, bytes, &options, &mut |_| {}).map(|_| ())
+}
+
+/// The emulated arduino-ota device runs an image (`--running`), applies a patch
+/// against it, runs the result, and takes the next patch against that; a patch
+/// for another base is refused ("Delta Base Mismatch") and nothing is stored;
+/// an arduino-esp32 core refuses a patch as not an app image.
+#[test]
+fn the_emulator_applies_patches_against_the_image_it_runs() {
+    use arduino_ota::DeviceFailure;
+    use cargo_ota::error::UploadError;
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, news) = cases(120_000);
+    let (v2, v3) = (news[0].1.clone(), news[1].1.clone());
+    let running = crate::support::write_file(dir.path(), "running.bin", &v1);
+    let emu = crate::support::Emu::start(&[
+        "--flavor",
+        "arduino-ota",
+        "--running",
+        running.to_str().unwrap(),
+    ]);
+    let stored = |ev: &serde_json::Value| std::fs::read(ev["path"].as_str().unwrap()).unwrap();
+    for (base, new) in [(&v1, &v2), (&v2, &v3)] {
+        let patch = delta::create_patch(base, new).unwrap();
+        assert!(
+            patch.len() * 20 < new.len(),
+            "{} of {}",
+            patch.len(),
+            new.len()
+        );
+        send(&emu, &patch).unwrap();
+        let ev = emu.next_event();
+        assert_eq!(ev["event"], "update-ok", "{ev}");
+        assert_eq!(stored(&ev), *new, "the device stores the patched image");
+    }
+    // It runs v3 now: a patch against v1 is for another base.
+    let stale = delta::create_patch(&v1, &v2).unwrap();
+    // What the device said, as the host read it.
+    let failure = |e: UploadError| match e {
+        UploadError::DeviceError { failure, .. } => failure,
+        other => panic!("not the device's verdict: {other:?}"),
+    };
+    let e = send(&emu, &stale).unwrap_err();
+    assert_eq!(failure(e), Some(DeviceFailure::DeltaBaseMismatch));
+    assert_eq!(emu.next_event()["event"], "update-failed");
+    assert_eq!(
+        emu.written().len(),
+        2,
+        "nothing stored for the refused patch"
+    );
+
+    // A core does not know patches: the first byte is no app image's.
+    let core = crate::support::Emu::start(&["--flavor", "esp32"]);
+    let e = send(&core, &stale).unwrap_err();
+    assert_eq!(failure(e), Some(DeviceFailure::WrongMagic));
+}

@@ -6,9 +6,11 @@
 //!
 //! Options: `--tap IFACE --address A.B.C.D/N [--port 3232] [--auth md5|sha256]
 //! [--password-env VAR] [--out DIR] [--link-rtt-ms N] [--window BYTES] [--once]
-//! [--require-signature DIGEST]...` (DIGEST: a trusted key's digest in 64 hex
-//! digits, as `cargo ota keygen` prints it; then only images signed by such a
-//! key are accepted, as firmware built with trusted keys does).
+//! [--require-signature DIGEST]... [--running IMAGE]` (DIGEST: a trusted key's
+//! digest in 64 hex digits, as `cargo ota keygen` prints it; then only images
+//! signed by such a key are accepted, as firmware built with trusted keys does.
+//! IMAGE: the app image the device runs, the base of a delta patch; each app
+//! image it takes replaces it, as a device boots its update).
 //! The first stdout line is `ready A.B.C.D:PORT`; then one JSON line per finished
 //! session, as `cargo ota emulate` prints them.
 
@@ -44,13 +46,14 @@ struct Options {
     window: usize,
     once: bool,
     trusted: Vec<[u8; 32]>,
+    running: Option<Vec<u8>>,
 }
 
 fn usage(problem: &str) -> ! {
     eprintln!(
         "tap-device: {problem}\nusage: tap-device --tap IFACE --address A.B.C.D/N [--port 3232] \
          [--auth md5|sha256] [--password-env VAR] [--out DIR] [--link-rtt-ms N] \
-         [--window BYTES] [--once] [--require-signature DIGEST]..."
+         [--window BYTES] [--once] [--require-signature DIGEST]... [--running IMAGE]"
     );
     std::process::exit(2)
 }
@@ -69,6 +72,7 @@ fn options() -> Options {
         window: arduino_ota::embassy::DEFAULT_TCP_RX,
         once: false,
         trusted: Vec::new(),
+        running: None,
     };
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -128,6 +132,13 @@ fn options() -> Options {
                     .unwrap_or_else(|| usage("--window takes bytes (at least 536)"))
             }
             "--once" => o.once = true,
+            "--running" => {
+                let v = value();
+                o.running = Some(
+                    std::fs::read(&v)
+                        .unwrap_or_else(|e| usage(&format!("--running {v}: cannot read it: {e}"))),
+                );
+            }
             "--require-signature" => {
                 let v = value();
                 let mut d = [0u8; 32];
@@ -334,6 +345,8 @@ async fn main(spawner: Spawner) {
     if !o.trusted.is_empty() {
         sink.trusted_keys = Some(o.trusted.clone());
     }
+    // What it runs: the base of a delta patch.
+    sink.base = o.running.clone();
     line_ready(o.address, o.port);
     eprintln!(
         "tap-device: OTA responder on {}:{} ({}; window {} bytes, RTT {} ms)",
@@ -357,6 +370,16 @@ async fn main(spawner: Spawner) {
         let mut value = serde_json::to_value(&end).expect("a session end serializes");
         if updated {
             value["path"] = json!(sink.written.take());
+            // It boots the new app: the base of the next patch.
+            if matches!(
+                end,
+                arduino_ota::SessionEnd::Updated {
+                    kind: arduino_ota::Command::Flash,
+                    ..
+                }
+            ) {
+                sink.base = sink.last.clone();
+            }
         }
         line(value);
         if updated && o.once {
