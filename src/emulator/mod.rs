@@ -308,7 +308,9 @@ impl Emulator {
         // This crate's responder applies delta patches against what it runs.
         let keeps_running = config.flavor == Flavor::ArduinoOta;
         if keeps_running {
-            file.base = config.running.clone();
+            // Always a base (empty without `--running`: no image to patch, so
+            // a patch is "Delta Base Mismatch", as on a device).
+            file.base = Some(config.running.clone().unwrap_or_default());
         }
         let sink = EmulatorSink {
             file,

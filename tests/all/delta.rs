@@ -304,4 +304,9 @@ fn the_emulator_applies_patches_against_the_image_it_runs() {
     let core = crate::support::Emu::start(&["--flavor", "esp32"]);
     let e = send(&core, &stale).unwrap_err();
     assert_eq!(failure(e), Some(DeviceFailure::WrongMagic));
+
+    // Nothing to patch (no `--running`): "Delta Base Mismatch", as on a device.
+    let fresh = crate::support::Emu::start(&["--flavor", "arduino-ota"]);
+    let e = send(&fresh, &stale).unwrap_err();
+    assert_eq!(failure(e), Some(DeviceFailure::DeltaBaseMismatch));
 }
