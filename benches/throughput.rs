@@ -466,6 +466,7 @@ fn main() {
             options: UploadOptions::default(),
             // The link's figures: the image as it is.
             compress: cargo_ota::encode::Compress::Never,
+            delta: cargo_ota::encode::Delta::Never,
             key: None,
         })
         .collect();
@@ -482,6 +483,7 @@ fn main() {
         &image,
         &std::collections::BTreeMap::new(),
         fleet,
+        None,
     );
     let fleet_secs = t.elapsed().as_secs_f64();
     let fleet_ok = results.iter().filter(|r| r.result.is_ok()).count();

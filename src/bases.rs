@@ -2,7 +2,9 @@
 //! base a delta patch is made against (#19). cargo-ota keeps them under the
 //! firmware's target directory (`<target>/ota-bases/<device>-<chip>.bin`), so
 //! `cargo clean` forgets them, and writes each one atomically: a file there is
-//! always a whole image that a device took.
+//! always a whole image that a device took. A device that refused a patch as no
+//! app image (an Arduino core, which takes no patches) is marked beside it
+//! (`.no-patches`), so it is tried once.
 
 use std::fs;
 use std::io;
@@ -70,6 +72,20 @@ impl Bases {
     pub fn forget(&self, device: &str, chip: &str) {
         let _ = fs::remove_file(self.path(device, chip));
     }
+
+    /// Remember that `device` does not take patches at all (it refused one as
+    /// no app image: an Arduino core), so it is not sent another.
+    pub fn mark_no_patches(&self, device: &str, chip: &str) -> io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        fs::write(self.path(device, chip).with_extension("no-patches"), b"")
+    }
+
+    /// Did `device` refuse patches before?
+    pub fn takes_no_patches(&self, device: &str, chip: &str) -> bool {
+        self.path(device, chip)
+            .with_extension("no-patches")
+            .exists()
+    }
 }
 
 /// FNV-1a, 64 bits: a stable tag of a name (not a security measure).
@@ -107,6 +123,12 @@ mod tests {
         bases.forget("desk", "esp32c3");
         assert_eq!(bases.get("desk", "esp32c3"), None);
         assert_eq!(bases.get("desk", "esp32c6").unwrap(), b"c6 image");
+        // A device that takes no patches, remembered apart from its image.
+        assert!(!bases.takes_no_patches("shelf", "esp32c3"));
+        bases.mark_no_patches("shelf", "esp32c3").unwrap();
+        assert!(bases.takes_no_patches("shelf", "esp32c3"));
+        assert!(!bases.takes_no_patches("desk", "esp32c6"));
+        assert_eq!(bases.get("shelf", "esp32c3").unwrap(), b"shelf image");
     }
 
     #[test]

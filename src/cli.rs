@@ -330,6 +330,10 @@ pub struct SessionArgs {
     /// Send app images as they are [config: compress = "never"].
     #[arg(long)]
     pub no_compress: bool,
+    /// Send the whole image, never a patch against the one the device runs
+    /// [config: delta = "never"; default: auto].
+    #[arg(long)]
+    pub no_delta: bool,
 }
 
 /// `cargo ota upload`.

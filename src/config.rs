@@ -18,7 +18,7 @@ use serde::de::{DeserializeOwned, Deserializer, Error as _, Unexpected};
 use serde_json::Value;
 use serde_path_to_error::Segment;
 
-use crate::encode::Compress;
+use crate::encode::{Compress, Delta};
 use crate::error::{Error, UsageError};
 use crate::image::{self, CHIP_NAMES};
 use crate::sign::{self, KeyChoice};
@@ -65,6 +65,8 @@ pub struct Settings {
     pub ota_guard: Option<bool>,
     /// `compress`: send app images compressed (auto, always, never).
     pub compress: Option<Compress>,
+    /// `delta`: send a patch against the image the device runs (auto, never).
+    pub delta: Option<Delta>,
     /// `signing-key`: the key app images are signed with (a PEM file, or
     /// `env:VAR`).
     pub signing_key: Option<KeyChoice>,
@@ -94,6 +96,7 @@ impl Settings {
             verify_timeout: self.verify_timeout.or(l.verify_timeout),
             ota_guard: self.ota_guard.or(l.ota_guard),
             compress: self.compress.or(l.compress),
+            delta: self.delta.or(l.delta),
             signing_key: self.signing_key.or(l.signing_key),
         }
     }
@@ -121,6 +124,9 @@ pub struct DeviceEntry {
     /// Send it compressed images (auto, always, never).
     #[serde(default, deserialize_with = "compress")]
     pub compress: Option<Compress>,
+    /// Send it patches against the image it runs (auto, never).
+    #[serde(default, deserialize_with = "delta")]
+    pub delta: Option<Delta>,
     /// `signing-key` as written (checked by `read_section`, which fills
     /// `signing_key`).
     #[serde(default, rename = "signing-key", deserialize_with = "key_value")]
@@ -203,6 +209,8 @@ struct OtaToml {
     ota_guard: Option<bool>,
     #[serde(deserialize_with = "compress")]
     compress: Option<Compress>,
+    #[serde(deserialize_with = "delta")]
+    delta: Option<Delta>,
     #[serde(deserialize_with = "key_value")]
     signing_key: Option<KeyValue>,
     default_devices: Option<Names>,
@@ -360,6 +368,14 @@ fn compress<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Compress>, D::Erro
         "auto" => Some(Compress::Auto),
         "always" => Some(Compress::Always),
         "never" => Some(Compress::Never),
+        _ => None,
+    })
+}
+
+fn delta<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Delta>, D::Error> {
+    leaf(d, "one of auto, never", |v| match v.as_str()? {
+        "auto" => Some(Delta::Auto),
+        "never" => Some(Delta::Never),
         _ => None,
     })
 }
@@ -548,6 +564,7 @@ pub fn read_section(
         verify_timeout: t.verify_timeout,
         ota_guard: t.ota_guard,
         compress: t.compress,
+        delta: t.delta,
         signing_key,
     };
     Ok(Some(Section {
@@ -684,19 +701,27 @@ mod tests {
     }
 
     #[test]
-    fn compress_at_the_section_and_per_device() {
+    fn compress_and_delta_at_the_section_and_per_device() {
         let s = read(json!({
             "compress": "never",
-            "devices": { "shelf": { "host": "10.0.0.2", "compress": "always" } }
+            "delta": "never",
+            "devices": { "shelf": { "host": "10.0.0.2", "compress": "always", "delta": "auto" } }
         }))
         .unwrap();
         assert_eq!(s.settings.compress, Some(Compress::Never));
         assert_eq!(s.devices["shelf"].compress, Some(Compress::Always));
-        let e = err(json!({ "compress": "yes" }));
-        assert!(
-            e.contains("package.metadata.ota.compress") && e.contains("auto, always, never"),
-            "{e}"
-        );
+        assert_eq!(s.settings.delta, Some(Delta::Never));
+        assert_eq!(s.devices["shelf"].delta, Some(Delta::Auto));
+        for (key, value, allowed) in [
+            ("compress", "yes", "auto, always, never"),
+            ("delta", "always", "auto, never"),
+        ] {
+            let e = err(json!({ key: value }));
+            assert!(
+                e.contains(&format!("package.metadata.ota.{key}")) && e.contains(allowed),
+                "{e}"
+            );
+        }
         let e = err(json!({ "devices": { "d": { "host": "h", "compress": true } } }));
         assert!(e.contains("package.metadata.ota.devices.d.compress"), "{e}");
     }

@@ -41,6 +41,19 @@ pub enum Compress {
     Never,
 }
 
+/// The `delta` setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delta {
+    /// Send a patch against the image cargo-ota last updated the device with,
+    /// when one is kept and the patch is smaller; after the device's refusal,
+    /// the whole image once (the default).
+    #[default]
+    Auto,
+    /// Always the whole image.
+    Never,
+}
+
 /// What is sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -52,6 +65,9 @@ pub enum Compression {
     Gzip,
     /// zlib with a 4 KiB window, for the `arduino-ota` responder.
     Zlib,
+    /// An esp_delta_ota patch against the image the device runs ([`crate::delta`]),
+    /// for the `arduino-ota` responder.
+    Delta,
 }
 
 impl Compression {
@@ -61,6 +77,7 @@ impl Compression {
             Compression::None => "none",
             Compression::Gzip => "gzip",
             Compression::Zlib => "zlib",
+            Compression::Delta => "delta",
         }
     }
 }
@@ -170,7 +187,8 @@ pub fn is_esp8266_image(image: &[u8]) -> bool {
 /// compressing does not make it smaller.
 pub fn encode(image: &[u8], compression: Compression) -> Payload {
     let bytes = match compression {
-        Compression::None => return Payload::raw(image),
+        // A patch needs a base: `delta_payload`.
+        Compression::None | Compression::Delta => return Payload::raw(image),
         Compression::Gzip => {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
             e.write_all(image).and_then(|_| e.finish())
@@ -195,6 +213,19 @@ pub fn encode(image: &[u8], compression: Compression) -> Payload {
         image_size: image.len() as u64,
         key_digest: None,
     }
+}
+
+/// A patch from `base` to `image` (signed, when signed) to send instead of
+/// `full`, when it is smaller; `None` when it is not, or cannot be made (a base
+/// without a validation hash: nothing to patch against).
+pub fn delta_payload(base: &[u8], image: &[u8], full: &Payload) -> Option<Payload> {
+    let patch = crate::delta::create_patch(base, image).ok()?;
+    (patch.len() < full.bytes.len()).then_some(Payload {
+        bytes: patch,
+        compression: Compression::Delta,
+        image_size: image.len() as u64,
+        key_digest: full.key_digest,
+    })
 }
 
 /// Did the device refuse the compressed stream as such (its magic byte, or an

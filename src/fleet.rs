@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::encode::{self, Compress, Compression, Payload, SignedImages};
+use arduino_ota::{Command, DeviceFailure, appimage};
+
+use crate::bases::Bases;
+use crate::encode::{self, Compress, Compression, Delta, Payload, SignedImages};
 use crate::error::UploadError;
 use crate::report::Reporter;
 use crate::session::Outcome;
@@ -26,6 +29,8 @@ pub struct Planned {
     pub options: UploadOptions,
     /// Whether it gets a compressed image.
     pub compress: Compress,
+    /// Whether it may get a patch against the image it runs.
+    pub delta: Delta,
     /// The key its image is signed with (`None`: sent unsigned).
     pub key: Option<Arc<SigningKey>>,
 }
@@ -80,6 +85,22 @@ fn inflates(host: &str) -> bool {
         && crate::discover::lookup(host, CAPABILITY_WAIT).is_some_and(|d| d.inflates_zlib())
 }
 
+/// Did the device refuse a patch as such: another base, a patch it could not
+/// apply, or (a core, which takes no patches) a first byte that is no app
+/// image's? Other failures (a signature, the size, the MD5) are the image's,
+/// and a whole image would fail the same way.
+fn refuses_the_patch(failure: Option<DeviceFailure>) -> bool {
+    matches!(
+        failure,
+        Some(
+            DeviceFailure::DeltaBaseMismatch
+                | DeviceFailure::DeltaPatch
+                | DeviceFailure::WrongMagic
+                | DeviceFailure::Decryption
+        )
+    )
+}
+
 /// The number of sessions to run at once.
 pub fn jobs(requested: Option<usize>, devices: usize) -> usize {
     requested
@@ -103,8 +124,14 @@ pub fn run(
     image: &[u8],
     signed: &SignedImages,
     options: FleetOptions,
+    bases: Option<&Bases>,
 ) -> Vec<DeviceResult> {
     let FleetOptions { jobs, verify } = options;
+    // Patches: for ESP32-family app images, against the image each device was
+    // last updated with (kept per device and chip).
+    let chip = appimage::check(image, None)
+        .ok()
+        .and_then(|info| appimage::chip_name(info.chip_id));
     // Each (signature, encoding) is made once, when the first device needs it.
     type Payloads = HashMap<(Option<[u8; 32]>, Compression), Arc<Payload>>;
     let payloads: Mutex<Payloads> = Mutex::default();
@@ -141,7 +168,24 @@ pub fn run(
                         p.compress == Compress::Auto && inflates(&p.target.host),
                     );
                     let key = p.key.as_ref().map(|k| k.digest);
-                    let mut sent = payload(key, compression);
+                    let full = payload(key, compression);
+                    // What the device will run: the image, signed when signed.
+                    let final_image = key.map_or(image, |d| &signed[&d][..]);
+                    let delta_base = match (bases, chip) {
+                        (Some(b), Some(c))
+                            if p.delta == Delta::Auto
+                                && options.command == Command::Flash
+                                && !b.takes_no_patches(&p.target.name, c) =>
+                        {
+                            Some((b, c))
+                        }
+                        _ => None,
+                    };
+                    let patch = delta_base.and_then(|(b, c)| {
+                        let base = b.get(&p.target.name, c)?;
+                        encode::delta_payload(&base, final_image, &full)
+                    });
+                    let mut sent = patch.map_or_else(|| full.clone(), Arc::new);
                     let (session, started, result) = loop {
                         let started = Instant::now();
                         let session =
@@ -150,6 +194,32 @@ pub fn run(
                             crate::session::upload(&p.target, &sent.bytes, &options, &mut |e| {
                                 session.event(&e)
                             });
+                        // A device that refuses the patch gets the whole image,
+                        // once (`auto`); a patch against another base forgets
+                        // the kept one.
+                        if let (Err(UploadError::DeviceError { text, failure, .. }), Some((b, c))) =
+                            (&result, delta_base)
+                            && sent.compression == Compression::Delta
+                            && refuses_the_patch(*failure)
+                        {
+                            match failure {
+                                // It runs another image: patch against what it
+                                // takes now.
+                                Some(DeviceFailure::DeltaBaseMismatch) => {
+                                    b.forget(&p.target.name, c)
+                                }
+                                // Our own responder could not apply it: try again
+                                // next time.
+                                Some(DeviceFailure::DeltaPatch) => {}
+                                // No patches at all (a core): never again.
+                                _ => {
+                                    let _ = b.mark_no_patches(&p.target.name, c);
+                                }
+                            }
+                            session.refused_delta(&p.target.name, text);
+                            sent = full.clone();
+                            continue;
+                        }
                         // A device that does not take compressed images gets the
                         // image itself, once (`auto`).
                         match &result {
@@ -164,6 +234,16 @@ pub fn run(
                             _ => break (session, started, result),
                         }
                     };
+                    // It runs the new image now: the base of its next patch.
+                    if let (Ok(_), Some((b, c))) = (&result, delta_base)
+                        && let Err(e) = b.put(&p.target.name, c, final_image)
+                    {
+                        rep.warn(format!(
+                            "cannot keep the image {} runs now in {} ({e}): its next update is sent whole",
+                            p.target.name,
+                            b.path(&p.target.name, c).display()
+                        ));
+                    }
                     // The session's time, the same figure in upload-finished or
                     // upload-failed and in the summary (not the --verify wait).
                     let elapsed = match &result {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::bases::Bases;
 use crate::error::{Error, IoError};
 use crate::firmware::{BuildOptions, Project, Toolchain};
 use crate::fleet::{FleetOptions, Planned};
@@ -151,6 +152,9 @@ pub struct MainJob {
     pub devices: Vec<Planned>,
     /// How many sessions at once, and `--verify`.
     pub fleet: FleetOptions,
+    /// The images each device was last updated with (under the package's
+    /// target directory): the bases of delta patches.
+    pub bases: Option<Bases>,
 }
 
 /// `cargo ota image`, settled.
@@ -181,6 +185,8 @@ pub struct UploadJob {
     pub devices: Vec<Planned>,
     /// How many sessions at once, and `--verify`.
     pub fleet: FleetOptions,
+    /// The bases of delta patches (inside a package: its target directory).
+    pub bases: Option<Bases>,
 }
 
 #[cfg(feature = "cli")]
@@ -189,13 +195,14 @@ pub use resolve::{image_job, main_job, upload_job};
 /// The resolution of the command line's arguments (the `cli` feature).
 #[cfg(feature = "cli")]
 mod resolve {
+    use super::Bases;
     use super::*;
     use crate::cli::{
         AuthArgs, DevicesArgs, ImageArgs, ImageCommandArgs, MainArgs, SessionArgs, SignArgs,
         UploadArgs,
     };
     use crate::config::{self, Config, Settings};
-    use crate::encode::Compress;
+    use crate::encode::{Compress, Delta};
     use crate::error::UsageError;
     use crate::fleet;
     use crate::fleet::Verify;
@@ -468,6 +475,7 @@ mod resolve {
                 (_, true) => Some(Compress::Never),
                 _ => None,
             },
+            delta: session.no_delta.then_some(Delta::Never),
             ..Settings::default()
         }
     }
@@ -551,6 +559,7 @@ mod resolve {
                 },
                 options: upload_options(&base, auth, command, env),
                 compress: base.compress.unwrap_or_default(),
+                delta: base.delta.unwrap_or_default(),
                 key: keys.choose(sign, &base.signing_key)?,
             });
         }
@@ -562,6 +571,7 @@ mod resolve {
                 password: entry.password.clone(),
                 auth: entry.auth,
                 compress: entry.compress,
+                delta: entry.delta,
                 signing_key: entry.signing_key.clone(),
                 ..Settings::default()
             };
@@ -574,6 +584,7 @@ mod resolve {
                 },
                 options: upload_options(&merged, auth, command, env),
                 compress: merged.compress.unwrap_or_default(),
+                delta: merged.delta.unwrap_or_default(),
                 key: keys.choose(sign, &merged.signing_key)?,
             });
         }
@@ -638,6 +649,7 @@ mod resolve {
             allow_no_ota: args.image.allow_no_ota || ctx.config.settings.ota_guard == Some(false),
             devices,
             fleet,
+            bases: bases(&ctx),
         })
     }
 
@@ -711,7 +723,15 @@ mod resolve {
             slot,
             devices,
             fleet,
+            bases: bases(&ctx),
         })
+    }
+
+    /// The store of delta bases: in the package's target directory.
+    fn bases(ctx: &Context) -> Option<Bases> {
+        ctx.project
+            .as_ref()
+            .map(|p| Bases::in_target_dir(p.metadata.target_directory.as_std_path()))
     }
 }
 

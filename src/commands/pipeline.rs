@@ -299,7 +299,15 @@ pub fn main_command(rep: &Reporter, args: &MainArgs, env: &Environment) -> Resul
     report_image(rep, &elf, &image, None, how);
     ota_guard(rep, &image.data, &what, job.allow_no_ota)?;
     let started = Instant::now();
-    let results = fleet::run(rep, &job.devices, &what, &image.data, &signed, job.fleet);
+    let results = fleet::run(
+        rep,
+        &job.devices,
+        &what,
+        &image.data,
+        &signed,
+        job.fleet,
+        job.bases.as_ref(),
+    );
     report_fleet(rep, results, started)
 }
 
@@ -381,6 +389,14 @@ pub fn upload_command(rep: &Reporter, args: &UploadArgs, env: &Environment) -> R
         }
     }
     let started = Instant::now();
-    let results = fleet::run(rep, &job.devices, &what, &image, &signed, job.fleet);
+    let results = fleet::run(
+        rep,
+        &job.devices,
+        &what,
+        &image,
+        &signed,
+        job.fleet,
+        job.bases.as_ref(),
+    );
     report_fleet(rep, results, started)
 }

@@ -278,6 +278,15 @@ impl SessionReport<'_> {
         ));
     }
 
+    /// The device refused a delta patch (`why`, its words): the whole image
+    /// follows.
+    pub fn refused_delta(self, device: &str, why: &str) {
+        self.send(DeviceNote::Interrupted);
+        self.reporter.warn(format!(
+            "{device} refused the delta patch ({why}): sending the whole image (delta = \"never\" in its config, or --no-delta, skips the try)"
+        ));
+    }
+
     /// The session failed after `elapsed` (the summary's figure too).
     pub fn failed(self, err: &UploadError, elapsed: Duration) {
         self.send(DeviceNote::Failed {

@@ -310,3 +310,114 @@ fn the_emulator_applies_patches_against_the_image_it_runs() {
     let e = send(&fresh, &stale).unwrap_err();
     assert_eq!(failure(e), Some(DeviceFailure::DeltaBaseMismatch));
 }
+
+/// `cargo ota upload` inside a package keeps what each device runs and sends
+/// the next image as a patch against it; a device that runs something else
+/// refuses the patch, and gets the whole image at once, with a warning;
+/// `--no-delta` sends the whole image.
+#[test]
+fn uploads_send_a_patch_against_what_the_device_was_last_sent() {
+    use crate::support::fixture::{env_refs, fleet_fixture, real_cargo};
+    let emu = crate::support::Emu::start(&["--flavor", "arduino-ota"]);
+    let (f, _) = fleet_fixture(&[(&emu, "")], "");
+    let (v1, news) = cases(120_000);
+    let (v2, v3) = (&news[0].1, &news[1].1);
+    let env = vec![("CARGO".to_string(), real_cargo())];
+    let upload = |image: &[u8], extra: &[&str]| {
+        let file = f.write_bytes("next.bin", image);
+        let args = [
+            &["upload", file.to_str().unwrap(), "--all"][..],
+            // Seeded images carry no responder marker.
+            &["--allow-no-ota", "--message-format", "json"],
+            extra,
+        ]
+        .concat();
+        let r = crate::support::run_in(f.root(), &args, &env_refs(&env));
+        let started: Vec<serde_json::Value> = r
+            .json()
+            .into_iter()
+            .filter(|l| l["reason"] == "upload-started")
+            .collect();
+        (r, started)
+    };
+    let stored = || {
+        let ev = emu.next_event();
+        assert_eq!(ev["event"], "update-ok", "{ev}");
+        std::fs::read(ev["path"].as_str().unwrap()).unwrap()
+    };
+    // The first update: nothing kept, the whole image.
+    let (r, started) = upload(&v1, &[]);
+    r.assert_code(0);
+    assert_eq!(started[0]["compression"], "none");
+    assert_eq!(stored(), v1);
+    // The next: a patch against it.
+    let (r, started) = upload(v2, &[]);
+    r.assert_code(0);
+    assert_eq!(started[0]["compression"], "delta");
+    let sent = started[0]["size"].as_u64().unwrap();
+    assert!(sent * 20 < v2.len() as u64, "{sent} of {}", v2.len());
+    assert_eq!(started[0]["image_size"], v2.len());
+    assert_eq!(stored(), *v2);
+    // The kept base is not what the device runs (v3 kept, v2 running): the
+    // device refuses the patch, the whole image follows in the same run.
+    let bases = cargo_ota::bases::Bases::in_target_dir(&f.root().join("target"));
+    assert_eq!(bases.get("dev01", "esp32c3").as_ref(), Some(v2));
+    bases.put("dev01", "esp32c3", v3).unwrap();
+    let (r, started) = upload(v2, &[]);
+    r.assert_code(0);
+    assert_eq!(started.len(), 2, "a patch, then the whole image");
+    assert_eq!(started[0]["compression"], "delta");
+    assert_eq!(started[1]["compression"], "none");
+    assert!(
+        r.stderr
+            .contains("refused the delta patch (Delta Base Mismatch")
+            && r.stderr.contains("sending the whole image"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(emu.next_event()["event"], "update-failed");
+    assert_eq!(stored(), *v2);
+    assert_eq!(bases.get("dev01", "esp32c3").as_ref(), Some(v2));
+    // --no-delta: the whole image.
+    let (r, started) = upload(v3, &["--no-delta"]);
+    r.assert_code(0);
+    assert_eq!(started[0]["compression"], "none");
+    assert_eq!(stored(), *v3);
+}
+
+/// An Arduino core takes no patches: it refuses the first as no app image, gets
+/// the whole image in the same run, and is never sent another.
+#[test]
+fn a_core_is_sent_one_patch_and_then_only_whole_images() {
+    use crate::support::fixture::{env_refs, fleet_fixture, real_cargo};
+    let core = crate::support::Emu::start(&["--flavor", "esp32"]);
+    let (f, _) = fleet_fixture(&[(&core, "")], "");
+    let (v1, news) = cases(120_000);
+    let env = vec![("CARGO".to_string(), real_cargo())];
+    let upload = |image: &[u8]| {
+        let file = f.write_bytes("next.bin", image);
+        let args = ["upload", file.to_str().unwrap(), "--all", "--allow-no-ota"];
+        crate::support::run_in(f.root(), &args, &env_refs(&env))
+    };
+    upload(&v1).assert_code(0);
+    assert_eq!(core.next_event()["event"], "update-ok");
+    let r = upload(&news[0].1);
+    r.assert_code(0);
+    assert!(
+        r.stderr
+            .contains("refused the delta patch (Wrong Magic Byte)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(core.next_event()["event"], "update-failed");
+    assert_eq!(core.next_event()["event"], "update-ok");
+    let r = upload(&news[1].1);
+    r.assert_code(0);
+    assert!(!r.stderr.contains("delta"), "{}", r.stderr);
+    let ev = core.next_event();
+    assert_eq!(ev["event"], "update-ok", "no patch first: {ev}");
+    assert_eq!(
+        std::fs::read(ev["path"].as_str().unwrap()).unwrap(),
+        news[1].1
+    );
+}

@@ -102,7 +102,16 @@ fn main_job_on_the_example_firmware() {
     let run = |args: &[&str]| finish_within(spawn_in(&example(), args, &env), BUILD_LIMIT);
     // The main job into the emulator, with JSON and `signing`'s flags.
     let main_job = |signing: &[&str]| {
-        let to_emu = ["--release", "--host", "127.0.0.1", "--port", &port];
+        // Whole images: the target directory (and so the kept images) is
+        // shared with tests/all/own_firmware.rs, which updates `127.0.0.1` too.
+        let to_emu = [
+            "--release",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--no-delta",
+        ];
         run(&[&to_emu[..], &["--message-format", "json"], signing].concat())
     };
     let r = main_job(&["--sign", key.to_str().unwrap()]);

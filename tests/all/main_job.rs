@@ -191,7 +191,9 @@ fn workspace_member_selection_and_workspace_defaults() {
     assert!(f.cargo_calls()[0].contains("--package fw-b"));
     assert_eq!(emu.next_event()["event"], "update-ok");
 
-    // Inside a member's directory, that member is the one.
+    // Inside a member's directory, that member is the one (sent whole: the
+    // other member's image is no base for it).
+    crate::support::forget_kept_images(f.root());
     let r = run_in(&f.path("fw-a/src"), &[], &env_refs(&env));
     r.assert_code(0);
     assert!(f.cargo_calls()[1].contains("--package fw-a"));

@@ -443,7 +443,10 @@ fn terminal_shows_the_phases_within_80_columns() {
         file.display(),
         emu.port()
     );
+    // Outside any package (as the other tests run): no package's settings or
+    // kept images apply.
     let child = Command::new("script")
+        .current_dir(dir.path())
         .args(["-qfec", &cmd])
         .arg(&log)
         .stdin(Stdio::null())

@@ -329,6 +329,9 @@ fn own_firmware_from_the_readme_updates_over_the_air() {
         &port,
         "--message-format",
         "json",
+        // The example's target directory is shared with tests/all/firmware.rs,
+        // which updates the same `127.0.0.1`: whole images, no patches.
+        "--no-delta",
     ];
     let r = finish_within(spawn_in(&dir, &args, &env), BUILD_LIMIT);
     r.assert_code(0);

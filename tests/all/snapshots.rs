@@ -465,6 +465,7 @@ fn fleet_with_one_failure() {
     let r = run_in(f.root(), &["--all", "--elf", elf, "--jobs", "1"], &env);
     r.assert_code(1);
     assert_human("fleet_human", &dirs, &r);
+    crate::support::forget_kept_images(f.root());
     let r = run_in(f.root(), &json_args(&["--all", "--elf", elf]), &env);
     r.assert_code(1);
     assert_json_lines("fleet_json", &dirs, &r, by_device(r.json()));
@@ -572,6 +573,7 @@ fn main_job() {
     let r = run_in(f.root(), &json_args(&args), &env_refs(&env));
     r.assert_code(0);
     assert_json("main_job_json", &dirs, &r);
+    crate::support::forget_kept_images(f.root());
     let r = run_in(f.root(), &args, &env_refs(&env));
     r.assert_code(0);
     assert_human("main_job_human", &dirs, &r);

@@ -70,3 +70,10 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
 pub fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     process::run_in(BIN, dir, args, env)
 }
+
+/// Forget the images cargo ota kept as what each device runs (the bases of
+/// delta patches, under `root`'s target directory): the next run is a first
+/// one, as on a fresh checkout.
+pub fn forget_kept_images(root: &Path) {
+    let _ = std::fs::remove_dir_all(root.join("target/ota-bases"));
+}
