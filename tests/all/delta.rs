@@ -421,3 +421,70 @@ fn a_core_is_sent_one_patch_and_then_only_whole_images() {
         news[1].1
     );
 }
+
+/// `cargo ota upload` inside a package into the device crate's responder on
+/// smoltcp over a TAP interface (`tap-device --running`), in a private network
+/// namespace: with the device's image kept, the next one goes as a patch and
+/// the device stores exactly the new image; when the device runs another image,
+/// it refuses the patch and takes the whole image in the same run.
+#[test]
+fn a_patch_into_the_tap_device_stores_the_exact_new_image() {
+    use crate::support::netns::{in_namespace, namespace, tap_device};
+    use crate::tap::{DEVICE, outcome, setup};
+    let test = "a_patch_into_the_tap_device_stores_the_exact_new_image";
+    if !namespace(test) {
+        return;
+    }
+    let Some(tap) = tap_device(test) else {
+        return;
+    };
+    let (v1, news) = cases(150_000);
+    let (v2, v3) = (&news[0].1, &news[1].1);
+    for (runs, sessions) in [(&v1, 1), (v3, 2)] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // A package, so that cargo ota keeps what the device runs; it kept v1.
+        std::fs::create_dir_all(d.join("pkg/src")).unwrap();
+        std::fs::write(
+            d.join("pkg/Cargo.toml"),
+            "[package]\nname = \"fw\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("pkg/src/main.rs"), "fn main() {}\n").unwrap();
+        let bases = cargo_ota::bases::Bases::in_target_dir(&d.join("pkg/target"));
+        bases.put(DEVICE, "esp32c3", &v1).unwrap();
+        let running = crate::support::write_file(d, "running.bin", runs);
+        let next = crate::support::write_file(d, "next.bin", v2);
+        let script = format!(
+            r#"{setup}
+cd '{pkg}'
+code=0
+'{BIN}' upload '{next}' --host {DEVICE} --allow-no-ota --message-format json || code=$?
+echo "{{\"reason\":\"exit\",\"code\":$code}}"
+for i in $(seq {sessions}); do read ev <&3; echo "$ev"; done
+"#,
+            setup = setup(&tap, d, "", &format!("--running '{}'", running.display())),
+            pkg = d.join("pkg").display(),
+            next = next.display(),
+            BIN = crate::support::BIN,
+        );
+        let r = in_namespace(&script);
+        r.assert_code(0);
+        let o = outcome(&r.json(), &d.join("images"));
+        assert_eq!(o.code, 0, "{:?}\n{}", o.lines, r.stderr);
+        let started: Vec<&serde_json::Value> = o
+            .lines
+            .iter()
+            .filter(|l| l["reason"] == "upload-started")
+            .collect();
+        assert_eq!(started[0]["compression"], "delta", "{:?}", o.lines);
+        assert!(started[0]["size"].as_u64().unwrap() * 20 < v2.len() as u64);
+        if sessions == 2 {
+            assert_eq!(started[1]["compression"], "none", "the whole image after");
+            assert!(r.stderr.contains("Delta Base Mismatch"), "{}", r.stderr);
+        }
+        assert_eq!(o.device["event"], "update-ok", "{}", o.device);
+        assert_eq!(o.images, vec![v2.clone()], "the exact new image, once");
+        assert_eq!(bases.get(DEVICE, "esp32c3").as_ref(), Some(v2));
+    }
+}
