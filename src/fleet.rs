@@ -171,16 +171,19 @@ pub fn run(
                     let full = payload(key, compression);
                     // What the device will run: the image, signed when signed.
                     let final_image = key.map_or(image, |d| &signed[&d][..]);
-                    let delta_base = match (bases, chip) {
+                    // Where what the device runs after this update is kept
+                    // (also with `delta = "never"`, so that a later run can
+                    // patch), and whether this update may be a patch.
+                    let keep_base = match (bases, chip) {
                         (Some(b), Some(c))
-                            if p.delta == Delta::Auto
-                                && options.command == Command::Flash
+                            if options.command == Command::Flash
                                 && !b.takes_no_patches(&p.target.name, c) =>
                         {
                             Some((b, c))
                         }
                         _ => None,
                     };
+                    let delta_base = keep_base.filter(|_| p.delta == Delta::Auto);
                     let patch = delta_base.and_then(|(b, c)| {
                         let base = b.get(&p.target.name, c)?;
                         encode::delta_payload(&base, final_image, &full)
@@ -235,7 +238,7 @@ pub fn run(
                         }
                     };
                     // It runs the new image now: the base of its next patch.
-                    if let (Ok(_), Some((b, c))) = (&result, delta_base)
+                    if let (Ok(_), Some((b, c))) = (&result, keep_base)
                         && let Err(e) = b.put(&p.target.name, c, final_image)
                     {
                         rep.warn(format!(

@@ -295,6 +295,12 @@ impl UploadError {
                     ),
                 ..
             } => "the device rejected the image: check that it is an app image for this chip".into(),
+            // cargo-ota sends the whole image after these itself: they end a
+            // run only when that was not possible (an interrupt between).
+            UploadError::DeviceError {
+                failure: Some(DeviceFailure::DeltaBaseMismatch | DeviceFailure::DeltaPatch),
+                ..
+            } => "the device could not use the delta patch (nothing was activated): run again with --no-delta to send the whole image".into(),
             UploadError::DeviceError {
                 failure: Some(DeviceFailure::Signature),
                 text,
@@ -617,6 +623,22 @@ mod tests {
                     "could not inflate the compressed image (nothing was activated): try again, or send it as it is with --no-compress",
                 ),
                 "Decompression Failed",
+            ),
+            row(
+                device_error("Delta Base Mismatch"),
+                9,
+                "device-error",
+                Some(
+                    "could not use the delta patch (nothing was activated): run again with --no-delta",
+                ),
+                "Delta Base Mismatch",
+            ),
+            row(
+                device_error("Delta Patch Failed"),
+                9,
+                "device-error",
+                Some("--no-delta"),
+                "Delta Patch Failed",
             ),
             row(
                 device_error("Signature verification failed: the image has no signature sector"),

@@ -378,11 +378,17 @@ fn uploads_send_a_patch_against_what_the_device_was_last_sent() {
     assert_eq!(emu.next_event()["event"], "update-failed");
     assert_eq!(stored(), *v2);
     assert_eq!(bases.get("dev01", "esp32c3").as_ref(), Some(v2));
-    // --no-delta: the whole image.
+    // --no-delta: the whole image, and it is still kept as what the device
+    // runs, so that the next run without the flag sends a patch against it.
     let (r, started) = upload(v3, &["--no-delta"]);
     r.assert_code(0);
     assert_eq!(started[0]["compression"], "none");
     assert_eq!(stored(), *v3);
+    assert_eq!(bases.get("dev01", "esp32c3").as_ref(), Some(v3));
+    let (r, started) = upload(v2, &[]);
+    r.assert_code(0);
+    assert_eq!(started[0]["compression"], "delta");
+    assert_eq!(stored(), *v2);
 }
 
 /// An Arduino core takes no patches: it refuses the first as no app image, gets
