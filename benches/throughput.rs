@@ -227,6 +227,12 @@ fn tap_example() -> Option<PathBuf> {
 
 /// Inside the namespace: a TAP interface and the device on it, `ready`.
 fn start_tap_device(tap: &str, rtt_ms: u64) -> std::process::Child {
+    start_tap_device_running(tap, rtt_ms, None)
+}
+
+/// As [`start_tap_device`], the device running the app image at `running`
+/// (the base of a delta patch).
+fn start_tap_device_running(tap: &str, rtt_ms: u64, running: Option<&str>) -> std::process::Child {
     for cmd in [
         "ip link set lo up",
         "ip tuntap add dev tap0 mode tap",
@@ -246,6 +252,7 @@ fn start_tap_device(tap: &str, rtt_ms: u64) -> std::process::Child {
     let mut device = Command::new(tap)
         .args(["--tap", "tap0", "--address", "192.168.69.2/24"])
         .args(["--link-rtt-ms", &rtt_ms.to_string()])
+        .args(running.map(|r| ["--running", r]).into_iter().flatten())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -287,30 +294,76 @@ fn tap_row(args: &[String]) {
 fn timed_update(addr: SocketAddr, image: &[u8], compression: Compression) -> (usize, f64) {
     let payload = encode(image, compression);
     assert_eq!(payload.compression, compression, "the image did not shrink");
+    timed_send(addr, &payload.bytes)
+}
+
+/// One session that sends `bytes`: their number and the seconds from the
+/// invitation to the verdict.
+fn timed_send(addr: SocketAddr, bytes: &[u8]) -> (usize, f64) {
     let outcome = upload(
         &target(addr, "compress"),
-        &payload.bytes,
+        bytes,
         &UploadOptions::default(),
         &mut |_| {},
     )
     .expect("upload");
-    (payload.bytes.len(), outcome.elapsed.as_secs_f64())
+    (bytes.len(), outcome.elapsed.as_secs_f64())
 }
 
 /// Inside the namespace: the example firmware's image raw and compressed into
-/// the smoltcp device; one JSON line.
+/// the smoltcp device, and (given the image it ran before, args[3]) first as
+/// a delta patch against that; one JSON line.
 fn tap_compress_row(args: &[String]) {
     let (tap, rtt_ms): (&str, u64) = (&args[0], args[1].parse().unwrap());
     let image = std::fs::read(&args[2]).unwrap();
-    let mut device = start_tap_device(tap, rtt_ms);
+    let base = args.get(3);
+    let mut device = start_tap_device_running(tap, rtt_ms, base.map(String::as_str));
     let addr: SocketAddr = "192.168.69.2:3232".parse().unwrap();
+    // The patch first: the device runs the base until an image replaces it.
+    let delta = base.map(|b| {
+        let patch = cargo_ota::delta::create_patch(&std::fs::read(b).unwrap(), &image).unwrap();
+        timed_send(addr, &patch)
+    });
     let raw = timed_update(addr, &image, Compression::None);
     let zlib = timed_update(addr, &image, Compression::Zlib);
     let _ = device.kill();
     let _ = device.wait();
+    let mut row =
+        json!({ "raw_bytes": raw.0, "raw_secs": raw.1, "zlib_bytes": zlib.0, "zlib_secs": zlib.1 });
+    if let Some((bytes, secs)) = delta {
+        row["delta_bytes"] = bytes.into();
+        row["delta_secs"] = secs.into();
+    }
+    println!("{row}");
+}
+
+/// `--delta BASE NEW` (benches/one-line-change.sh): the app image `NEW` into
+/// the smoltcp device over TAP at 20 ms that runs `BASE`, as a delta patch,
+/// whole and zlib-compressed; prints the README's row.
+fn delta_row(args: &[String]) {
+    let tap = tap_example().expect("the tap-device example builds");
+    let out = Command::new("unshare")
+        .arg("-n")
+        .arg(std::env::current_exe().unwrap())
+        .args(["--tap-compress-row", tap.to_str().unwrap(), "20"])
+        .args([&args[1], &args[0]])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("unshare -n");
+    assert!(out.status.success(), "the row inside the namespace failed");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = |k: &str| r[k].as_f64().unwrap();
+    println!("{r}");
     println!(
-        "{}",
-        json!({ "raw_bytes": raw.0, "raw_secs": raw.1, "zlib_bytes": zlib.0, "zlib_secs": zlib.1 })
+        "| smoltcp over TAP, 20 ms | {:.0} B, {:.2} s | {:.0} B, {:.2} s | {:.0} B, {:.2} s | {:.1}% | {:.1}% |",
+        n("raw_bytes"),
+        n("raw_secs"),
+        n("zlib_bytes"),
+        n("zlib_secs"),
+        n("delta_bytes"),
+        n("delta_secs"),
+        100.0 * n("delta_bytes") / n("raw_bytes"),
+        100.0 * n("delta_secs") / n("raw_secs"),
     );
 }
 
@@ -387,6 +440,9 @@ fn main() {
     }
     if let Some(i) = args.iter().position(|a| a == "--tap-compress-row") {
         return tap_compress_row(&args[i + 1..]);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--delta") {
+        return delta_row(&args[i + 1..]);
     }
     let quick = std::env::args().any(|a| a == "--quick");
     let image = sample_esp32c3(if quick { 256 } else { 1024 } * 1024);

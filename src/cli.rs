@@ -450,7 +450,7 @@ pub struct EmulateArgs {
     /// Inject a fault (repeatable): drop-invitations=N, drop-auth-reply, drop-ok,
     /// dup-replies, udp-loss=PCT, no-connect-back, stall-after=BYTES,
     /// close-after=BYTES, reset-after=BYTES, corrupt, error-at-end=TEXT, glue-ok, busy,
-    /// never-back.
+    /// never-back, no-gzip, rollback.
     #[arg(long = "fault", value_name = "FAULT")]
     pub faults: Vec<FaultSpec>,
     /// Print only the JSON lines (no log on stderr).

@@ -34,10 +34,22 @@ pub struct Found {
     /// The compressed streams it inflates (the `ota_compress` TXT record of the
     /// arduino-ota responder: `zlib`); `None` when absent (the Arduino cores).
     pub compress: Option<String>,
+    /// The patch format it applies (the `ota_delta` TXT record of the
+    /// arduino-ota responder: `esp_delta_ota`); `None` when absent.
+    pub delta: Option<String>,
+    /// The validation hash (hex SHA-256) of the app image it runs (the
+    /// `ota_sha256` TXT record), the base a patch for it must name.
+    pub sha256: Option<String>,
 }
 
 /// The TXT record that says which compressed streams a device inflates.
 pub const COMPRESS_TXT: &str = "ota_compress";
+/// The TXT record that names the patch format a device applies.
+pub const DELTA_TXT: &str = "ota_delta";
+/// The patch format cargo-ota sends: Espressif's esp_delta_ota.
+pub const DELTA_FORMAT: &str = "esp_delta_ota";
+/// The TXT record with the validation hash of the image a device runs.
+pub const SHA256_TXT: &str = "ota_sha256";
 
 impl Found {
     /// Does it inflate a zlib stream (`cargo ota`'s compressed upload)?
@@ -46,6 +58,37 @@ impl Found {
             .as_deref()
             .is_some_and(|c| c.split(',').any(|e| e.trim() == "zlib"))
     }
+
+    /// Does it apply esp_delta_ota patches?
+    pub fn applies_patches(&self) -> bool {
+        self.delta
+            .as_deref()
+            .is_some_and(|c| c.split(',').any(|e| e.trim() == DELTA_FORMAT))
+    }
+
+    /// The validation hash of the image it says it runs (`None`: it does not
+    /// say, or says something that is not 64 hex digits).
+    pub fn running_sha256(&self) -> Option<[u8; 32]> {
+        let hex = self.sha256.as_deref()?;
+        let mut out = [0u8; 32];
+        (hex.len() == 64 && hex.is_ascii()).then_some(())?;
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(out)
+    }
+}
+
+/// What a device's TXT records say beyond the cores' own: the arduino-ota
+/// responder's capabilities and the image it runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `ota_compress`: the compressed streams it inflates.
+    pub compress: Option<String>,
+    /// `ota_delta`: the patch format it applies.
+    pub delta: Option<String>,
+    /// `ota_sha256`: the validation hash of the image it runs (hex).
+    pub sha256: Option<String>,
 }
 
 fn daemon() -> Result<ServiceDaemon, Error> {
@@ -119,6 +162,8 @@ fn browse_until(
                 board: info.get_property_val_str("board").map(str::to_string),
                 auth_upload: yes_no(info.get_property_val_str("auth_upload")),
                 compress: info.get_property_val_str(COMPRESS_TXT).map(str::to_string),
+                delta: info.get_property_val_str(DELTA_TXT).map(str::to_string),
+                sha256: info.get_property_val_str(SHA256_TXT).map(str::to_string),
             };
             if found.get(&name) != Some(&device) {
                 let stop = done(&device);
@@ -164,6 +209,12 @@ fn advertise_error(name: &str, e: mdns_sd::Error) -> UsageError {
 /// An mDNS registration that lasts as long as this value.
 pub struct Advertisement {
     daemon: ServiceDaemon,
+    name: String,
+    ip: IpAddr,
+    port: u16,
+    board: String,
+    auth: bool,
+    capabilities: Capabilities,
 }
 
 impl Drop for Advertisement {
@@ -172,37 +223,68 @@ impl Drop for Advertisement {
     }
 }
 
+impl Advertisement {
+    fn register(&self) -> Result<(), Error> {
+        let c = &self.capabilities;
+        let mut props = vec![
+            ("board", self.board.as_str()),
+            ("tcp_check", "no"),
+            ("ssh_upload", "no"),
+            ("auth_upload", if self.auth { "yes" } else { "no" }),
+        ];
+        for (key, value) in [
+            (COMPRESS_TXT, &c.compress),
+            (DELTA_TXT, &c.delta),
+            (SHA256_TXT, &c.sha256),
+        ] {
+            if let Some(v) = value {
+                props.push((key, v.as_str()));
+            }
+        }
+        let info = ServiceInfo::new(
+            SERVICE,
+            &self.name,
+            &format!("{}.local.", self.name),
+            self.ip,
+            self.port,
+            &props[..],
+        )
+        .map_err(|e| advertise_error(&self.name, e))?;
+        self.daemon
+            .register(info)
+            .map_err(|e| advertise_error(&self.name, e))?;
+        Ok(())
+    }
+
+    /// Announce that the device runs another image now (its `ota_sha256`).
+    pub fn set_running_sha256(&mut self, hex: String) -> Result<(), Error> {
+        if self.capabilities.sha256.as_deref() == Some(hex.as_str()) {
+            return Ok(());
+        }
+        self.capabilities.sha256 = Some(hex);
+        self.register()
+    }
+}
+
 /// Register `name` as an ArduinoOTA device on `ip:port`, with the TXT records the
-/// cores publish (and, for a device that inflates, `ota_compress`).
+/// cores publish and (the arduino-ota responder) its `capabilities`.
 pub fn advertise(
     name: &str,
     ip: IpAddr,
     port: u16,
     board: &str,
     auth: bool,
-    compress: Option<&str>,
+    capabilities: Capabilities,
 ) -> Result<Advertisement, Error> {
-    let daemon = daemon()?;
-    let mut props = vec![
-        ("board", board),
-        ("tcp_check", "no"),
-        ("ssh_upload", "no"),
-        ("auth_upload", if auth { "yes" } else { "no" }),
-    ];
-    if let Some(c) = compress {
-        props.push((COMPRESS_TXT, c));
-    }
-    let info = ServiceInfo::new(
-        SERVICE,
-        name,
-        &format!("{name}.local."),
+    let advertisement = Advertisement {
+        daemon: daemon()?,
+        name: name.to_string(),
         ip,
         port,
-        &props[..],
-    )
-    .map_err(|e| advertise_error(name, e))?;
-    daemon
-        .register(info)
-        .map_err(|e| advertise_error(name, e))?;
-    Ok(Advertisement { daemon })
+        board: board.to_string(),
+        auth,
+        capabilities,
+    };
+    advertisement.register()?;
+    Ok(advertisement)
 }

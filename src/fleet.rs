@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use arduino_ota::{Command, DeviceFailure, appimage};
 
 use crate::bases::Bases;
+use crate::discover::Found;
 use crate::encode::{self, Compress, Compression, Delta, Payload, SignedImages};
 use crate::error::UploadError;
 use crate::report::Reporter;
@@ -78,11 +79,14 @@ pub struct DeviceResult {
 /// it inflates (the arduino-ota responder's `ota_compress` TXT record).
 pub const CAPABILITY_WAIT: Duration = Duration::from_millis(1500);
 
-/// Does the device at `host` say it inflates a zlib stream? Only a `.local`
-/// name can say (its mDNS TXT record); an address cannot.
-fn inflates(host: &str) -> bool {
-    host.trim_end_matches('.').ends_with(".local")
-        && crate::discover::lookup(host, CAPABILITY_WAIT).is_some_and(|d| d.inflates_zlib())
+/// What the device at `host` says of itself (its mDNS TXT records): only a
+/// `.local` name can say; an address cannot.
+fn announced(host: &str, wait: Duration) -> Option<Found> {
+    if host.trim_end_matches('.').ends_with(".local") {
+        crate::discover::lookup(host, wait)
+    } else {
+        None
+    }
 }
 
 /// Did the device refuse a patch as such: another base, a patch it could not
@@ -161,14 +165,7 @@ pub fn run(
                     }
                     let mut options = p.options.clone();
                     options.host_port = worker_port(options.host_port, worker);
-                    let compression = encode::choose(
-                        image,
-                        options.command,
-                        p.compress,
-                        p.compress == Compress::Auto && inflates(&p.target.host),
-                    );
                     let key = p.key.as_ref().map(|k| k.digest);
-                    let full = payload(key, compression);
                     // What the device will run: the image, signed when signed.
                     let final_image = key.map_or(image, |d| &signed[&d][..]);
                     // Where what the device runs after this update is kept
@@ -183,11 +180,36 @@ pub fn run(
                         }
                         _ => None,
                     };
-                    let delta_base = keep_base.filter(|_| p.delta == Delta::Auto);
-                    let patch = delta_base.and_then(|(b, c)| {
-                        let base = b.get(&p.target.name, c)?;
-                        encode::delta_payload(&base, final_image, &full)
-                    });
+                    let mut delta_base = keep_base.filter(|_| p.delta == Delta::Auto);
+                    // A `.local` device says what it takes and runs.
+                    let found = (p.compress == Compress::Auto || delta_base.is_some())
+                        .then(|| announced(&p.target.host, CAPABILITY_WAIT))
+                        .flatten();
+                    let compression = encode::choose(
+                        image,
+                        options.command,
+                        p.compress,
+                        p.compress == Compress::Auto
+                            && found.as_ref().is_some_and(Found::inflates_zlib),
+                    );
+                    let full = payload(key, compression);
+                    let mut base = delta_base.and_then(|(b, c)| b.get(&p.target.name, c));
+                    if let (Some(d), Some((b, c))) = (&found, delta_base) {
+                        if !d.applies_patches() {
+                            // It says what it takes, and patches are not among it.
+                            delta_base = None;
+                        } else if let (Some(runs), Some(kept)) = (d.running_sha256(), &base)
+                            && crate::delta::validation_hash(kept).ok() != Some(runs)
+                        {
+                            // It runs another image than the one kept: no patch
+                            // against it, and it is forgotten.
+                            b.forget(&p.target.name, c);
+                            base = None;
+                        }
+                    }
+                    let patch = delta_base
+                        .and(base)
+                        .and_then(|base| encode::delta_payload(&base, final_image, &full));
                     let mut sent = patch.map_or_else(|| full.clone(), Arc::new);
                     let (session, started, result) = loop {
                         let started = Instant::now();
@@ -256,12 +278,31 @@ pub fn run(
                     let back_online = match (&result, verify) {
                         (Ok(outcome), Some(v)) => {
                             session.verifying();
-                            Some(crate::session::wait_back_online(
+                            let back = crate::session::wait_back_online(
                                 outcome.device,
                                 &options,
                                 v.timeout,
                                 v.reboot_grace,
-                            ))
+                            );
+                            // A device that announces what it runs says whether
+                            // it runs the new image (not after a rollback).
+                            let expected = (options.command == Command::Flash)
+                                .then(|| crate::delta::validation_hash(final_image).ok())
+                                .flatten();
+                            if back.is_some()
+                                && let Some(expected) = expected
+                                && let Some(runs) = announced(&p.target.host, CAPABILITY_WAIT)
+                                    .as_ref()
+                                    .and_then(Found::running_sha256)
+                            {
+                                if runs != expected
+                                    && let Some((b, c)) = keep_base
+                                {
+                                    b.forget(&p.target.name, c);
+                                }
+                                session.running(hex::encode(runs), hex::encode(expected));
+                            }
+                            Some(back)
                         }
                         _ => None,
                     };

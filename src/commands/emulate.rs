@@ -108,21 +108,43 @@ pub fn emulate_command(args: &EmulateArgs, env: &Environment) -> Result<(), Erro
             }
         );
     }
-    let _advertisement = match &args.mdns {
+    // This crate's responder says what it takes and runs; the cores say
+    // nothing of it.
+    let capabilities = if args.flavor == Flavor::ArduinoOta {
+        crate::discover::Capabilities {
+            compress: Some("zlib".into()),
+            delta: Some(crate::discover::DELTA_FORMAT.into()),
+            sha256: emulator.running_sha256(),
+        }
+    } else {
+        crate::discover::Capabilities::default()
+    };
+    let mut advertisement = match &args.mdns {
         Some(name) => Some(crate::discover::advertise(
             name,
             addr.ip(),
             addr.port(),
             &args.board,
             cfg.password.is_some(),
-            // This crate's responder says it inflates; the cores say nothing.
-            (args.flavor == Flavor::ArduinoOta).then_some("zlib"),
+            capabilities,
         )?),
         None => None,
     };
     let quiet = args.quiet;
     emulator
         .run(|event| {
+            // It runs the new image: announced before it answers again.
+            if let (
+                Some(a),
+                EmulatorEvent::Session {
+                    running_sha256: Some(hash),
+                    ..
+                },
+            ) = (&mut advertisement, &event)
+                && let Err(e) = a.set_running_sha256(hash.clone())
+            {
+                let _ = writeln!(std::io::stderr(), "mDNS: {e}");
+            }
             let line = serde_json::to_string(&event).unwrap_or_default();
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");

@@ -35,12 +35,15 @@ pub struct Faults {
     pub never_back: bool,
     /// ESP8266 before core 2.7.0: a gzip image fails the magic check at the end.
     pub no_gzip: bool,
+    /// After a successful update, come back running the previous image (a
+    /// bootloader's rollback after the new one failed to start).
+    pub rollback: bool,
 }
 
 /// The spellings `--fault` takes, for help and errors.
 pub const FAULT_SPELLINGS: &str = "drop-invitations=N, drop-auth-reply, drop-ok, dup-replies, \
 udp-loss=PCT, no-connect-back, stall-after=BYTES, close-after=BYTES, reset-after=BYTES, \
-corrupt, error-at-end=TEXT, glue-ok, busy, never-back, no-gzip";
+corrupt, error-at-end=TEXT, glue-ok, busy, never-back, no-gzip, rollback";
 
 /// One `--fault` value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,6 +118,7 @@ impl Faults {
             "no-gzip" => flag(&mut self.no_gzip)?,
             "busy" => flag(&mut self.busy)?,
             "never-back" => flag(&mut self.never_back)?,
+            "rollback" => flag(&mut self.rollback)?,
             other => {
                 return Err(format!(
                     "unknown fault `{other}`; the faults are: {FAULT_SPELLINGS}"
@@ -147,6 +151,7 @@ mod tests {
             "busy",
             "never-back",
             "no-gzip",
+            "rollback",
         ]
         .iter()
         .map(|s| s.parse().unwrap())
@@ -159,7 +164,7 @@ mod tests {
         assert_eq!(f.reset_after, Some(300));
         assert_eq!(f.error_at_end.as_deref(), Some("Flash Write Failed"));
         assert!(f.drop_auth_reply && f.drop_ok && f.dup_replies && f.no_connect_back);
-        assert!(f.corrupt && f.glue_ok && f.busy && f.never_back && f.no_gzip);
+        assert!(f.corrupt && f.glue_ok && f.busy && f.never_back && f.no_gzip && f.rollback);
     }
 
     #[test]

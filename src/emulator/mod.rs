@@ -191,6 +191,11 @@ pub enum EmulatorEvent {
         /// Where an accepted image was written (`--out`).
         #[serde(skip_serializing_if = "Option::is_none")]
         path: Option<PathBuf>,
+        /// After an accepted app image (the arduino-ota flavor): the
+        /// validation hash of the image it runs now, as its `ota_sha256` TXT
+        /// record says.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        running_sha256: Option<String>,
     },
     /// Back up after the reboot that follows a successful update.
     Rebooted(Rebooted),
@@ -231,6 +236,8 @@ struct EmulatorSink {
     kind: Option<Command>,
     /// It applies delta patches (the arduino-ota flavor): keep what runs.
     keeps_running: bool,
+    /// The `rollback` fault: it keeps running the previous image.
+    rollback: bool,
 }
 
 impl UpdateSink for EmulatorSink {
@@ -249,7 +256,7 @@ impl UpdateSink for EmulatorSink {
         }
         self.file.finish()?;
         // The device boots the new app: it is the base of the next patch.
-        if self.keeps_running && self.kind == Some(Command::Flash) {
+        if self.keeps_running && self.kind == Some(Command::Flash) && !self.rollback {
             self.file.base = self.file.last.clone();
         }
         Ok(())
@@ -317,6 +324,7 @@ impl Emulator {
             error_at_end: config.faults.error_at_end.clone(),
             kind: None,
             keeps_running,
+            rollback: config.faults.rollback,
         };
         Ok(Emulator {
             config,
@@ -329,6 +337,13 @@ impl Emulator {
     /// The bound UDP address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.addr)
+    }
+
+    /// The validation hash (hex) of the app image the device runs (the
+    /// arduino-ota flavor; `None` without one, or one without the hash).
+    pub fn running_sha256(&self) -> Option<String> {
+        let base = self.sink.file.base.as_deref()?;
+        crate::delta::validation_hash(base).ok().map(hex::encode)
     }
 
     /// Run in a thread; events arrive on the returned channel.
@@ -356,7 +371,17 @@ impl Emulator {
             } else {
                 None
             };
-            on_event(EmulatorEvent::Session { flavor, end, path });
+            let running_sha256 = if ok && self.sink.keeps_running {
+                self.running_sha256()
+            } else {
+                None
+            };
+            on_event(EmulatorEvent::Session {
+                flavor,
+                end,
+                path,
+                running_sha256,
+            });
             if ok && self.config.once {
                 return Ok(());
             }

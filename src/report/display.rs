@@ -367,6 +367,36 @@ impl Display {
                     );
                 }
             }
+            DeviceNote::Running { sha256, expected } => {
+                let Some(v) = self.devices.get(&id) else {
+                    return;
+                };
+                let matches = sha256 == expected;
+                self.json(&Message::RunningImage {
+                    device: v.target.name.clone(),
+                    host: v.target.host.clone(),
+                    sha256: sha256.clone(),
+                    expected: expected.clone(),
+                    matches,
+                });
+                if matches {
+                    self.detail(
+                        "Verified",
+                        format!(
+                            "{} runs the new image (validation hash {})",
+                            v.target.name,
+                            &sha256[..16.min(sha256.len())]
+                        ),
+                    );
+                } else {
+                    self.warn(&format!(
+                        "{} came back running another image (validation hash {}, not the {} it was sent): it may have rolled back to its previous firmware; check its serial log",
+                        v.target.name,
+                        &sha256[..16.min(sha256.len())],
+                        &expected[..16.min(expected.len())]
+                    ));
+                }
+            }
             DeviceNote::Finished {
                 outcome,
                 back_online,

@@ -146,6 +146,20 @@ pub enum Message {
         #[serde(skip_serializing_if = "Option::is_none")]
         back_online_secs: Option<Option<f64>>,
     },
+    /// `--verify`: the image a device announces that it runs after its
+    /// reboot (its `ota_sha256` TXT record).
+    RunningImage {
+        /// The device's name (its host with `--host`).
+        device: String,
+        /// Its host.
+        host: String,
+        /// The validation hash (hex SHA-256) it announces.
+        sha256: String,
+        /// The validation hash of the image it was sent.
+        expected: String,
+        /// Whether they are the same: it runs the new image.
+        matches: bool,
+    },
     /// A session failed.
     UploadFailed {
         /// The device's name (its host with `--host`).
@@ -276,6 +290,13 @@ mod tests {
         let readme = include_str!("../../README.md");
         let samples = [
             Message::DiscoverFinished { count: 0 },
+            Message::RunningImage {
+                device: String::new(),
+                host: String::new(),
+                sha256: String::new(),
+                expected: String::new(),
+                matches: true,
+            },
             Message::Error {
                 code: 2,
                 kind: "config".into(),
@@ -315,6 +336,8 @@ mod tests {
             board: None,
             auth_upload: Some(true),
             compress: None,
+            delta: None,
+            sha256: None,
         });
         let v = serde_json::to_value(found).unwrap();
         assert_eq!(v["reason"], "device-found");

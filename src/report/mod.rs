@@ -74,6 +74,12 @@ enum DeviceNote {
     },
     Event(Event),
     Verifying,
+    /// `--verify`: the validation hash of the image the device says it runs
+    /// (its `ota_sha256`), and the one it was sent.
+    Running {
+        sha256: String,
+        expected: String,
+    },
     Finished {
         outcome: Outcome,
         back_online: Option<Option<Duration>>,
@@ -253,6 +259,12 @@ impl SessionReport<'_> {
     /// `--verify`: the update succeeded; now waiting for the reboot.
     pub fn verifying(&self) {
         self.send(DeviceNote::Verifying);
+    }
+
+    /// `--verify`: back up, the device announced that it runs the image with
+    /// validation hash `sha256` (hex); it was sent `expected`.
+    pub fn running(&self, sha256: String, expected: String) {
+        self.send(DeviceNote::Running { sha256, expected });
     }
 
     /// The device answered OK. `back_online` is `Some` with `--verify`.

@@ -494,3 +494,112 @@ for i in $(seq {sessions}); do read ev <&3; echo "$ev"; done
         assert_eq!(bases.get(DEVICE, "esp32c3").as_ref(), Some(v2));
     }
 }
+
+/// A `.local` device says which image it runs (its `ota_sha256` TXT record,
+/// with `ota_delta`): cargo-ota sends a patch only against that image, forgets
+/// a kept one it does not run before anything is sent, and `--verify` asks it
+/// after the reboot whether it runs the new one (a device that rolled back is a
+/// warning, and its kept image is forgotten). In a private network namespace.
+#[test]
+fn a_local_device_says_which_image_it_runs() {
+    use crate::support::fixture::{Fixture, real_cargo};
+    use crate::support::netns::{in_namespace, namespace};
+    use crate::support::{BIN, write_file};
+    if !namespace("a_local_device_says_which_image_it_runs") {
+        return;
+    }
+    let (v0, news) = cases(120_000);
+    let (v1, v2) = (&news[0].1, &news[1].1);
+    // v2 with one more byte changed: a small patch against v2.
+    let v3 = {
+        let (rodata, text) = segments(0x2545_f491, 120_000);
+        let mut inserted = rodata.clone();
+        inserted.splice(rodata.len() / 3..rodata.len() / 3, noise(7, 300));
+        let mut changed = text;
+        changed[50] ^= 0x77;
+        firmware(&inserted, &changed)
+    };
+    let hash = |image: &[u8]| hex::encode(delta::validation_hash(image).unwrap());
+    let f = Fixture::package("fw", "[package.metadata.ota]\n");
+    let root = f.root();
+    let [p1, p2, p3] = [("v1.bin", v1), ("v2.bin", v2), ("v3.bin", &v3)]
+        .map(|(name, image)| write_file(root, name, image));
+    // The image kept for bench-1 is v0; it runs v1.
+    let bases = cargo_ota::bases::Bases::in_target_dir(&root.join("target"));
+    bases.put("bench-1.local", "esp32c3", &v0).unwrap();
+    let (r, b) = (root.display(), BIN);
+    let cargo = real_cargo();
+    let script = format!(
+        r#"
+cd '{r}'
+mkfifo e1 e2
+'{b}' emulate --flavor arduino-ota --port 0 -q --mdns bench-1 --running '{p1}' > e1 & k1=$!
+'{b}' emulate --flavor arduino-ota --port 0 -q --mdns bench-2 --running '{p1}' --fault rollback > e2 & k2=$!
+trap 'kill $k1 $k2 2>/dev/null' EXIT
+exec 3<e1 4<e2
+read a1 <&3
+read a2 <&4
+'{b}' discover --timeout 1 --message-format json
+up() {{ CARGO='{cargo}' '{b}' upload "$1" --host "$2.local" --port "$3" --allow-no-ota --verify --verify-timeout 20 --message-format json; }}
+up '{p2}' bench-1 "${{a1#*:}}"
+echo '{{"reason":"next"}}'
+up '{p3}' bench-1 "${{a1#*:}}"
+echo '{{"reason":"next"}}'
+up '{p2}' bench-2 "${{a2#*:}}"
+"#,
+        p1 = p1.display(),
+        p2 = p2.display(),
+        p3 = p3.display(),
+    );
+    let r = in_namespace(&script);
+    r.assert_code(0);
+    let lines = r.json();
+    let found = lines
+        .iter()
+        .find(|l| l["reason"] == "device-found" && l["name"] == "bench-1")
+        .expect("bench-1 found");
+    assert_eq!(found["delta"], "esp_delta_ota");
+    assert_eq!(found["sha256"], hash(v1));
+    let runs: Vec<&[serde_json::Value]> = lines.split(|l| l["reason"] == "next").collect();
+    let of = |run: &[serde_json::Value], reason: &str| -> Vec<serde_json::Value> {
+        run.iter()
+            .filter(|l| l["reason"] == reason)
+            .cloned()
+            .collect()
+    };
+    // 1. The kept v0 is not what it runs: forgotten, the whole image at once
+    // (seeded noise does not compress), no refused patch; it runs v2 afterwards.
+    let started = of(runs[0], "upload-started");
+    assert_eq!(started.len(), 1, "{}", r.stdout);
+    assert_eq!(started[0]["compression"], "none");
+    assert!(
+        !r.stderr.contains("refused the delta patch"),
+        "{}",
+        r.stderr
+    );
+    let running = of(runs[0], "running-image");
+    assert_eq!(running[0]["sha256"], hash(v2));
+    assert_eq!(running[0]["matches"], true);
+    // 2. Now a patch against v2, which it runs.
+    let started = of(runs[1], "upload-started");
+    assert_eq!(started.len(), 1, "{}", r.stdout);
+    assert_eq!(started[0]["compression"], "delta");
+    assert!(started[0]["size"].as_u64().unwrap() * 20 < v3.len() as u64);
+    let running = of(runs[1], "running-image");
+    assert_eq!(running[0]["sha256"], hash(&v3));
+    assert_eq!(running[0]["matches"], true);
+    assert_eq!(bases.get("bench-1.local", "esp32c3"), Some(v3.clone()));
+    // 3. bench-2 rolls back: it says it runs v1, not v2; a warning, and nothing
+    // kept for it.
+    let running = of(runs[2], "running-image");
+    assert_eq!(running[0]["sha256"], hash(v1));
+    assert_eq!(running[0]["expected"], hash(v2));
+    assert_eq!(running[0]["matches"], false);
+    assert!(
+        r.stderr
+            .contains("bench-2.local came back running another image"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(bases.get("bench-2.local", "esp32c3"), None);
+}

@@ -120,6 +120,22 @@ impl<'f, 'd> OtaSink<'f, 'd> {
         Ok(sink)
     }
 
+    /// The validation hash of the running image (the SHA-256 esptool appends
+    /// to it, by which an esp_delta_ota patch names its base): what the
+    /// firmware announces as its `ota_sha256` mDNS TXT record, so that
+    /// `cargo ota` knows which image it runs. `None` when the running slot is
+    /// not known or its image carries no hash (patches are then refused).
+    pub fn running_validation_hash(&mut self) -> Option<[u8; 32]> {
+        let entry = self.running?;
+        let flash = RefCell::new(&mut *self.flash);
+        SlotReader {
+            flash: &flash,
+            entry,
+        }
+        .validation_hash()
+        .ok()
+    }
+
     /// The running slot if its image has a validation hash (the SHA-256 an
     /// esp_delta_ota patch names its base by).
     fn delta_base(&mut self) -> Option<PartitionEntry> {
@@ -867,6 +883,32 @@ mod tests {
         let mut raw = vec![0u8; SLOT_SIZE as usize];
         flash.read(at, &mut raw).unwrap();
         raw
+    }
+
+    #[test]
+    fn the_running_images_validation_hash_is_read_from_its_slot() {
+        use crate::delta::tests::image;
+        let _turn = FLASH.lock().unwrap_or_else(|e| e.into_inner());
+        let mut flash = FlashStorage::new();
+        // Nothing runs (blank slot): no hash to announce.
+        fresh(&mut flash);
+        assert_eq!(
+            OtaSink::new(&mut flash).unwrap().running_validation_hash(),
+            None
+        );
+        let running = image(40_000, 11);
+        fresh(&mut flash);
+        flash.write(OTA0, &running).unwrap();
+        let hash = OtaSink::new(&mut flash)
+            .unwrap()
+            .running_validation_hash()
+            .unwrap();
+        // The SHA-256 appended after the image's padded body: its last 32 bytes.
+        assert_eq!(hash[..], running[running.len() - 32..]);
+        assert_eq!(
+            hash,
+            crate::delta::validation_hash(&mut &running[..]).unwrap()
+        );
     }
 
     #[test]

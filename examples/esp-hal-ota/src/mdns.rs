@@ -1,6 +1,7 @@
 //! mDNS: `<hostname>.local` and the `_arduino._tcp` service that OTA hosts
 //! (`cargo ota`, the Arduino IDE) browse for, answered with edge-mdns.
 
+use core::fmt::Write;
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 use edge_mdns::HostAnswersMdnsHandler;
@@ -12,7 +13,7 @@ use edge_nal::UdpSplit;
 use edge_nal_embassy::{Udp, UdpBuffers};
 use embassy_futures::select::{Either, select};
 use embassy_net::Stack;
-use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, NoopRawMutex};
 use embassy_sync::signal::Signal;
 use embassy_time::{Duration, Timer};
 use esp_hal::rng::Rng;
@@ -23,10 +24,12 @@ use crate::config::{CHIP, HOSTNAME, OTA_PASSWORD, OTA_PORT};
 /// Largest mDNS message handled (one Ethernet frame's UDP payload).
 const MESSAGE: usize = 1472;
 
-/// The TXT records the Arduino cores advertise with `_arduino._tcp`, and
-/// `ota_compress`: the arduino-ota responder inflates a zlib stream, so
-/// `cargo ota` sends this device compressed images.
-const TXT: &[(&str, &str)] = &[
+/// The TXT records the Arduino cores advertise with `_arduino._tcp`, and what
+/// the arduino-ota responder takes: `ota_compress` (it inflates a zlib
+/// stream, so `cargo ota` sends this device compressed images) and
+/// `ota_delta` (it applies esp_delta_ota patches against the image it runs).
+/// `ota_sha256`, the running image's validation hash, follows when known.
+const TXT: [(&str, &str); 6] = [
     ("board", CHIP),
     ("tcp_check", "no"),
     ("ssh_upload", "no"),
@@ -35,7 +38,14 @@ const TXT: &[(&str, &str)] = &[
         if OTA_PASSWORD.is_some() { "yes" } else { "no" },
     ),
     ("ota_compress", "zlib"),
+    ("ota_delta", "esp_delta_ota"),
 ];
+
+/// The validation hash of the image this device runs, as the OTA task reads it
+/// from flash at start (`None`: it could not): announced as `ota_sha256`, so
+/// that `cargo ota` knows which base a patch needs and `--verify` sees the
+/// new image run.
+pub static RUNNING_SHA256: Signal<CriticalSectionRawMutex, Option<[u8; 32]>> = Signal::new();
 
 #[embassy_executor::task]
 pub async fn mdns_task(stack: Stack<'static>) {
@@ -44,6 +54,22 @@ pub async fn mdns_task(stack: Stack<'static>) {
     let udp = Udp::new(stack, &sockets);
     let recv_buf: VecBufAccess<NoopRawMutex, MESSAGE> = VecBufAccess::new();
     let send_buf: VecBufAccess<NoopRawMutex, MESSAGE> = VecBufAccess::new();
+
+    // The TXT records: the fixed ones, and the running image's hash (hex).
+    let mut sha256: heapless::String<64> = heapless::String::new();
+    if let Some(hash) = RUNNING_SHA256.wait().await {
+        for b in hash {
+            let _ = write!(sha256, "{b:02x}");
+        }
+    }
+    let mut txt = [("", ""); 7];
+    txt[..6].copy_from_slice(&TXT);
+    txt[6] = ("ota_sha256", sha256.as_str());
+    let txt = if sha256.is_empty() {
+        &txt[..6]
+    } else {
+        &txt[..]
+    };
 
     loop {
         stack.wait_config_up().await;
@@ -77,7 +103,7 @@ pub async fn mdns_task(stack: Stack<'static>) {
             protocol: "_tcp",
             port: OTA_PORT,
             service_subtypes: &[],
-            txt_kvs: TXT,
+            txt_kvs: txt,
         };
         let announce = Signal::<NoopRawMutex, ()>::new();
         let mdns = Mdns::<_, _, _, _, _, NoopRawMutex>::new(

@@ -33,17 +33,10 @@ pub async fn ota_task(stack: Stack<'static>, mut flash: FlashStorage<'static>) {
         ),
     }
 
-    let mut server = match OtaServer::new(stack, BUFFERS.take(), OTA_PORT, config) {
-        Ok(server) => server,
-        Err(e) => {
-            error!("OTA: cannot listen on UDP {OTA_PORT}: {e:?}");
-            return;
-        }
-    };
-
     let mut sink = match OtaSink::new(&mut flash) {
         Ok(sink) => sink,
         Err(e) => {
+            crate::mdns::RUNNING_SHA256.signal(None);
             error!(
                 "OTA: the partition table has no otadata partition and two OTA slots ({e:?}); \
                  flash the firmware with --partition-table partitions.csv"
@@ -51,6 +44,8 @@ pub async fn ota_task(stack: Stack<'static>, mut flash: FlashStorage<'static>) {
             return;
         }
     };
+    // What runs, for mDNS: the base `cargo ota` makes patches against.
+    crate::mdns::RUNNING_SHA256.signal(sink.running_validation_hash());
     // Refuse images built for another chip.
     if let Some(id) = arduino_ota::appimage::chip_id(CHIP) {
         sink = sink.with_chip(id);
@@ -63,6 +58,14 @@ pub async fn ota_task(stack: Stack<'static>, mut flash: FlashStorage<'static>) {
             key[0], key[1], key[2], key[3]
         );
     }
+
+    let mut server = match OtaServer::new(stack, BUFFERS.take(), OTA_PORT, config) {
+        Ok(server) => server,
+        Err(e) => {
+            error!("OTA: cannot listen on UDP {OTA_PORT}: {e:?}");
+            return;
+        }
+    };
 
     info!("OTA: listening on UDP {OTA_PORT}");
     match sink.selected_slot() {
