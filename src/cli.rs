@@ -259,7 +259,8 @@ impl From<&ResultArgs> for OutputArgs {
 #[derive(Debug, Args, Default, Clone)]
 #[command(next_help_heading = "Device options")]
 pub struct DevicesArgs {
-    /// A device by IP address or host name.
+    /// A device by IP address (IPv4, or IPv6: `2001:db8::5`, `[2001:db8::5]`,
+    /// `fe80::1%wlan0` with its interface) or host name.
     #[arg(long, value_name = "HOST", env = "CARGO_OTA_HOST")]
     pub host: Option<String>,
     /// The device's OTA UDP port [default: config `port`, else 3232; ESP8266: 8266].
@@ -271,8 +272,8 @@ pub struct DevicesArgs {
     /// Every configured device.
     #[arg(long)]
     pub all: bool,
-    /// Local address the device connects back to [default: the one that routes
-    /// to the device].
+    /// Local address the device connects back to, IPv4 or IPv6 [default: the
+    /// one that routes to the device].
     #[arg(long, value_name = "IP", env = "CARGO_OTA_HOST_IP")]
     pub host_ip: Option<IpAddr>,
     /// Local TCP port the device connects back to [default: any free port]. Pin
@@ -381,7 +382,8 @@ pub struct EmulateArgs {
     /// Which core's OTA to behave like.
     #[arg(long, value_enum, default_value_t = Flavor::Esp32)]
     pub flavor: Flavor,
-    /// Address to listen on (UDP).
+    /// Address to listen on (UDP): IPv4 or IPv6 (`::1`; `::` takes both
+    /// families).
     #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
     pub bind: IpAddr,
     /// UDP port; 0 picks a free one [default: 3232, or 8266 for esp8266]. The first

@@ -153,7 +153,9 @@ fn browse_until(
                 .iter()
                 .map(|a| a.to_ip_addr())
                 .collect();
+            // The same address may come in over several interfaces.
             addresses.sort();
+            addresses.dedup();
             let device = Found {
                 name: name.clone(),
                 hostname: info.host.trim_end_matches('.').to_string(),

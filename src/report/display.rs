@@ -28,10 +28,16 @@ fn style(template: &str) -> ProgressStyle {
 }
 
 fn describe_target(t: &Target) -> String {
-    if t.name == t.host {
-        format!("{}:{}", t.host, t.port)
+    // An IPv6 literal in brackets, as in a socket address: `[::1]:3232`.
+    let host = if t.host.contains(':') && !t.host.starts_with('[') {
+        format!("[{}]", t.host)
     } else {
-        format!("{} ({}:{})", t.name, t.host, t.port)
+        t.host.clone()
+    };
+    if t.name == t.host {
+        format!("{host}:{}", t.port)
+    } else {
+        format!("{} ({host}:{})", t.name, t.port)
     }
 }
 

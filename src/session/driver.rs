@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::resolve::{resolve, route_to};
+use super::resolve::{local_for, resolve, route_to};
 use super::{Event, Outcome, Session, Target, UploadOptions};
 use crate::error::UploadError;
 
@@ -189,7 +189,7 @@ pub fn upload(
     let bind_error = |addr, what| move |source| UploadError::Bind { addr, what, source };
 
     // 1. The listener first, so a fast device never finds the port closed.
-    let listen_addr = SocketAddr::new(local_ip, opts.host_port.unwrap_or(0));
+    let listen_addr = local_for(local_ip, opts.host_port.unwrap_or(0), device);
     let listener =
         TcpListener::bind(listen_addr).map_err(bind_error(listen_addr, "TCP listener"))?;
     let listen = listener
@@ -198,7 +198,7 @@ pub fn upload(
 
     // 2. One UDP socket for the whole handshake, bound to the same address so the
     //    device connects back where we listen.
-    let udp_addr = SocketAddr::new(local_ip, 0);
+    let udp_addr = local_for(local_ip, 0, device);
     let udp = UdpSocket::bind(udp_addr)
         .and_then(|s| s.connect(device).map(|_| s))
         .map_err(bind_error(udp_addr, "UDP handshake"))?;

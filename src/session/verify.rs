@@ -36,8 +36,12 @@ pub fn wait_back_online(
     let local_ip = opts
         .host_ip
         .or_else(|| route_to(device))
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let udp = UdpSocket::bind((local_ip, 0)).ok()?;
+        .unwrap_or(if device.is_ipv4() {
+            IpAddr::from([0, 0, 0, 0])
+        } else {
+            IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)
+        });
+    let udp = UdpSocket::bind(super::resolve::local_for(local_ip, 0, device)).ok()?;
     udp.connect(device).ok()?;
     let probe = Invitation {
         command: Command::Flash,

@@ -14,6 +14,7 @@ mod firmware;
 mod fleet;
 mod init;
 mod interrupt;
+mod ipv6;
 mod keygen;
 mod layers;
 mod main_job;

@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Waker};
@@ -27,7 +27,10 @@ use arduino_ota::embassy::{OtaServer, UdpBuffers};
 use arduino_ota::net::FileSink;
 use arduino_ota::{DeviceAuth, Profile, ResponderConfig, UpdateError};
 use embassy_executor::Spawner;
-use embassy_net::{Config, Ipv4Cidr, Runner, StackResources, StaticConfigV4};
+use embassy_net::{
+    Config, ConfigV4, ConfigV6, Ipv4Cidr, Ipv6Cidr, Runner, StackResources, StaticConfigV4,
+    StaticConfigV6,
+};
 use embassy_net_driver::{Capabilities, Driver, HardwareAddress, LinkState, RxToken, TxToken};
 use embassy_net_tuntap::TunTapDevice;
 use embassy_time::{Instant, Timer};
@@ -38,6 +41,8 @@ struct Options {
     tap: String,
     address: Ipv4Addr,
     prefix: u8,
+    /// `--address6`: an IPv6 address and its prefix length.
+    address6: Option<(Ipv6Addr, u8)>,
     port: u16,
     auth: DeviceAuth,
     password: Option<String>,
@@ -51,7 +56,8 @@ struct Options {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "tap-device: {problem}\nusage: tap-device --tap IFACE --address A.B.C.D/N [--port 3232] \
+        "tap-device: {problem}\nusage: tap-device --tap IFACE [--address A.B.C.D/N] \
+         [--address6 IPV6/N] [--port 3232] \
          [--auth md5|sha256] [--password-env VAR] [--out DIR] [--link-rtt-ms N] \
          [--window BYTES] [--once] [--require-signature DIGEST]... [--running IMAGE]"
     );
@@ -64,6 +70,7 @@ fn options() -> Options {
         tap: String::new(),
         address: Ipv4Addr::UNSPECIFIED,
         prefix: 24,
+        address6: None,
         port: 3232,
         auth: DeviceAuth::Sha256,
         password: None,
@@ -92,6 +99,19 @@ fn options() -> Options {
                     .ok()
                     .filter(|p| *p <= 32)
                     .unwrap_or_else(|| usage(&format!("--address {v}: bad prefix length")));
+            }
+            "--address6" => {
+                let v = value();
+                let (ip, prefix) = v.split_once('/').unwrap_or((&v, "64"));
+                let ip = ip
+                    .parse()
+                    .unwrap_or_else(|_| usage(&format!("--address6 {v}: not an IPv6 address")));
+                let prefix = prefix
+                    .parse()
+                    .ok()
+                    .filter(|p| *p <= 128)
+                    .unwrap_or_else(|| usage(&format!("--address6 {v}: bad prefix length")));
+                o.address6 = Some((ip, prefix));
             }
             "--port" => {
                 o.port = value()
@@ -152,8 +172,8 @@ fn options() -> Options {
             other => usage(&format!("unknown option {other}")),
         }
     }
-    if o.tap.is_empty() || o.address.is_unspecified() {
-        usage("--tap and --address are required");
+    if o.tap.is_empty() || (o.address.is_unspecified() && o.address6.is_none()) {
+        usage("--tap and --address (or --address6, or both) are required");
     }
     o
 }
@@ -301,11 +321,22 @@ async fn main(spawner: Spawner) {
         rx: VecDeque::new(),
         tx: VecDeque::new(),
     };
-    let config = Config::ipv4_static(StaticConfigV4 {
-        address: Ipv4Cidr::new(o.address, o.prefix),
-        gateway: None,
-        dns_servers: Default::default(),
-    });
+    // IPv4, IPv6 or both (dual stack).
+    let mut config = Config::default();
+    if !o.address.is_unspecified() {
+        config.ipv4 = ConfigV4::Static(StaticConfigV4 {
+            address: Ipv4Cidr::new(o.address, o.prefix),
+            gateway: None,
+            dns_servers: Default::default(),
+        });
+    }
+    if let Some((address, prefix)) = o.address6 {
+        config.ipv6 = ConfigV6::Static(StaticConfigV6 {
+            address: Ipv6Cidr::new(address, prefix),
+            gateway: None,
+            dns_servers: Default::default(),
+        });
+    }
     let mut seed = [0u8; 8];
     getrandom::fill(&mut seed).expect("random seed");
     static RESOURCES: StaticCell<StackResources<4>> = StaticCell::new();
@@ -347,11 +378,18 @@ async fn main(spawner: Spawner) {
     }
     // What it runs: the base of a delta patch.
     sink.base = o.running.clone();
-    line_ready(o.address, o.port);
+    // The IPv4 address when it has one (as before), else the IPv6 one.
+    let shown = match o.address6 {
+        Some((v6, _)) if o.address.is_unspecified() => SocketAddr::new(IpAddr::V6(v6), o.port),
+        _ => SocketAddr::new(IpAddr::V4(o.address), o.port),
+    };
+    line_ready(shown);
     eprintln!(
-        "tap-device: OTA responder on {}:{} ({}; window {} bytes, RTT {} ms)",
-        o.address,
-        o.port,
+        "tap-device: OTA responder on {shown}{} ({}; window {} bytes, RTT {} ms)",
+        o.address6
+            .filter(|_| !o.address.is_unspecified())
+            .map(|(v6, _)| format!(" and [{v6}]:{}", o.port))
+            .unwrap_or_default(),
         if o.password.is_some() {
             "password set"
         } else {
@@ -388,8 +426,8 @@ async fn main(spawner: Spawner) {
     }
 }
 
-fn line_ready(address: Ipv4Addr, port: u16) {
+fn line_ready(address: SocketAddr) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "ready {address}:{port}");
+    let _ = writeln!(out, "ready {address}");
     let _ = out.flush();
 }
