@@ -428,28 +428,53 @@ fn a_core_is_sent_one_patch_and_then_only_whole_images() {
     );
 }
 
-/// `cargo ota upload` inside a package into the device crate's responder on
-/// smoltcp over a TAP interface (`tap-device --running`), in a private network
-/// namespace: with the device's image kept, the next one goes as a patch and
-/// the device stores exactly the new image; when the device runs another image,
-/// it refuses the patch and takes the whole image in the same run.
+/// Seeded images through the TAP device: see [`patch_into_the_tap_device`]
+/// (tests/all/firmware.rs runs it on the example firmware built twice).
 #[test]
 fn a_patch_into_the_tap_device_stores_the_exact_new_image() {
-    use crate::support::netns::{in_namespace, namespace, tap_device};
-    use crate::tap::{DEVICE, outcome, setup};
-    let test = "a_patch_into_the_tap_device_stores_the_exact_new_image";
-    if !namespace(test) {
-        return;
-    }
-    let Some(tap) = tap_device(test) else {
-        return;
-    };
     let (v1, news) = cases(150_000);
     let (v2, v3) = (&news[0].1, &news[1].1);
-    for (runs, sessions) in [(&v1, 1), (v3, 2)] {
+    patch_into_the_tap_device(
+        "a_patch_into_the_tap_device_stores_the_exact_new_image",
+        &v1,
+        v2,
+        Some(v3),
+        "",
+    );
+}
+
+/// `cargo ota upload` of `new` into the TAP device (the `tap-device` example,
+/// `device_args` added) running `base`, from a package that kept `base`: a
+/// patch goes, the device stores the exact new image, the kept image becomes
+/// it. Then, with the device running `other` (when given), the patch is
+/// refused ("Delta Base Mismatch") and the whole image follows in the same run.
+/// Then patches sent as they are (a client that sends any bytes, inside the
+/// namespace) into a device running `base`: one for another base, one cut
+/// short, one with a byte flipped on the way: each refused, nothing stored, and
+/// the exact patch still works after them. `false` where the test cannot run
+/// here (reported).
+pub(crate) fn patch_into_the_tap_device(
+    test: &str,
+    base: &[u8],
+    new: &[u8],
+    other: Option<&[u8]>,
+    device_args: &str,
+) -> bool {
+    use crate::support::netns::{in_namespace, namespace, tap_device};
+    use crate::tap::{DEVICE, outcome, setup};
+    if !namespace(test) {
+        return false;
+    }
+    let Some(tap) = tap_device(test) else {
+        return false;
+    };
+    let runs: Vec<(&[u8], usize)> = std::iter::once((base, 1))
+        .chain(other.map(|o| (o, 2)))
+        .collect();
+    for (runs, sessions) in runs {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        // A package, so that cargo ota keeps what the device runs; it kept v1.
+        // A package, so that cargo ota keeps what the device runs; it kept base.
         std::fs::create_dir_all(d.join("pkg/src")).unwrap();
         std::fs::write(
             d.join("pkg/Cargo.toml"),
@@ -458,9 +483,9 @@ fn a_patch_into_the_tap_device_stores_the_exact_new_image() {
         .unwrap();
         std::fs::write(d.join("pkg/src/main.rs"), "fn main() {}\n").unwrap();
         let bases = cargo_ota::bases::Bases::in_target_dir(&d.join("pkg/target"));
-        bases.put(DEVICE, "esp32c3", &v1).unwrap();
+        bases.put(DEVICE, "esp32c3", base).unwrap();
         let running = crate::support::write_file(d, "running.bin", runs);
-        let next = crate::support::write_file(d, "next.bin", v2);
+        let next = crate::support::write_file(d, "next.bin", new);
         let script = format!(
             r#"{setup}
 cd '{pkg}'
@@ -469,7 +494,12 @@ code=0
 echo "{{\"reason\":\"exit\",\"code\":$code}}"
 for i in $(seq {sessions}); do read ev <&3; echo "$ev"; done
 "#,
-            setup = setup(&tap, d, "", &format!("--running '{}'", running.display())),
+            setup = setup(
+                &tap,
+                d,
+                "",
+                &format!("--running '{}' {device_args}", running.display())
+            ),
             pkg = d.join("pkg").display(),
             next = next.display(),
             BIN = crate::support::BIN,
@@ -484,15 +514,132 @@ for i in $(seq {sessions}); do read ev <&3; echo "$ev"; done
             .filter(|l| l["reason"] == "upload-started")
             .collect();
         assert_eq!(started[0]["compression"], "delta", "{:?}", o.lines);
-        assert!(started[0]["size"].as_u64().unwrap() * 20 < v2.len() as u64);
+        assert!(started[0]["size"].as_u64().unwrap() * 20 < new.len() as u64);
         if sessions == 2 {
-            assert_eq!(started[1]["compression"], "none", "the whole image after");
+            assert_ne!(started[1]["compression"], "delta", "the whole image after");
             assert!(r.stderr.contains("Delta Base Mismatch"), "{}", r.stderr);
         }
         assert_eq!(o.device["event"], "update-ok", "{}", o.device);
-        assert_eq!(o.images, vec![v2.clone()], "the exact new image, once");
-        assert_eq!(bases.get(DEVICE, "esp32c3").as_ref(), Some(v2));
+        assert!(o.images == vec![new.to_vec()], "the exact new image, once");
+        assert_eq!(bases.get(DEVICE, "esp32c3").as_deref(), Some(new));
     }
+    bad_patches_into_the_tap_device(&tap, base, new, device_args);
+    true
+}
+
+/// A client that sends a file as it is (no password), as espota.py does:
+/// `send.py HOST FILE whole|cut`; prints the device's answer, or `cut`.
+const SEND_PY: &str = r#"
+import hashlib, socket, sys
+host, path, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+data = open(path, "rb").read()
+md5 = hashlib.md5(data).hexdigest()
+srv = socket.socket()
+srv.bind(("192.168.69.1", 0))
+srv.listen(1)
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.settimeout(2)
+invitation = "0 %d %d %s\n" % (srv.getsockname()[1], len(data), md5)
+for _ in range(10):
+    udp.sendto(invitation.encode(), (host, 3232))
+    try:
+        reply = udp.recv(64)
+        break
+    except socket.timeout:
+        reply = b""
+assert reply.startswith(b"OK"), reply
+srv.settimeout(20)
+conn, _ = srv.accept()
+if mode == "cut":
+    conn.sendall(data[: len(data) // 2])
+    conn.close()
+    print("cut")
+    sys.exit(0)
+conn.sendall(data)
+conn.settimeout(30)
+answer = b""
+while True:
+    chunk = conn.recv(256)
+    if not chunk:
+        break
+    answer += chunk
+print(answer.decode(errors="replace").replace("\n", " "))
+"#;
+
+/// Patches as they are into the TAP device running `base`: for another base,
+/// cut, flipped on the way (the MD5 is of the flipped bytes: only the patch
+/// and the image checks can tell); each refused with nothing stored; then the
+/// exact patch, stored as `new`.
+fn bad_patches_into_the_tap_device(tap: &Path, base: &[u8], new: &[u8], device_args: &str) {
+    use crate::support::netns::in_namespace;
+    use crate::tap::{DEVICE, setup};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = delta::create_patch(base, new).unwrap();
+    let other = delta::create_patch(new, base).unwrap();
+    // A flip that changes what the patch makes (some flips do not: a
+    // back-reference to equal bytes; those the device rightly takes).
+    let flipped = (HEADER_LEN + (good.len() - HEADER_LEN) / 2..good.len())
+        .map(|at| {
+            let mut f = good.clone();
+            f[at] ^= 0x40;
+            f
+        })
+        .find(|f| delta::apply_patch(base, f).ok().as_deref() != Some(new))
+        .expect("a flip that changes the result");
+    let w = |name: &str, bytes: &[u8]| crate::support::write_file(d, name, bytes);
+    let (send, running) = (w("send.py", SEND_PY.as_bytes()), w("running.bin", base));
+    let cases = [
+        ("another base", w("other.bin", &other), "whole"),
+        ("cut short", w("good-cut.bin", &good), "cut"),
+        ("a byte flipped", w("flipped.bin", &flipped), "whole"),
+        ("the exact patch", w("good.bin", &good), "whole"),
+    ];
+    let mut script = setup(
+        tap,
+        d,
+        "",
+        &format!("--running '{}' {device_args}", running.display()),
+    );
+    for (_, file, mode) in &cases {
+        script.push_str(&format!(
+            "python3 '{}' {DEVICE} '{}' {mode} >&2\nread ev <&3\necho \"$ev\"\n",
+            send.display(),
+            file.display()
+        ));
+    }
+    let r = in_namespace(&script);
+    r.assert_code(0);
+    let events: Vec<serde_json::Value> = r.json().into_iter().skip(1).collect();
+    assert_eq!(events.len(), cases.len(), "{}\n{}", r.stdout, r.stderr);
+    for ((what, _, _), ev) in cases.iter().zip(&events) {
+        let want = if *what == "the exact patch" {
+            "update-ok"
+        } else {
+            "update-failed"
+        };
+        assert_eq!(ev["event"], want, "{what}: {ev}\n{}", r.stderr);
+    }
+    assert!(
+        events[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Delta Base Mismatch"),
+        "{}",
+        events[0]
+    );
+    // Only the exact patch stored anything: the new image.
+    let stored: Vec<Vec<u8>> = std::fs::read_dir(d.join("images"))
+        .map(|e| {
+            e.map(|f| std::fs::read(f.unwrap().path()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        stored == vec![new.to_vec()],
+        "{} images stored",
+        stored.len()
+    );
 }
 
 /// A `.local` device says which image it runs (its `ota_sha256` TXT record,

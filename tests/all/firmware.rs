@@ -173,4 +173,32 @@ fn main_job_on_the_example_firmware() {
     main_job(&["--no-sign"]).assert_code(11);
     assert_eq!(emu.next_event()["event"], "update-failed");
     assert_eq!(emu.written().len(), 1, "only the signed image was kept");
+
+    // A delta update (#19) after a one-string change: the same firmware built
+    // again with another host name (the string its log lines and mDNS use), by
+    // cargo ota image, signed. A patch against the image the TAP device runs
+    // (the one above, signed; it requires the key) stores the exact new image;
+    // a patch for another base, one cut short, one with a flipped byte are
+    // refused, nothing stored. The rebuild takes the top crate only (~15 s).
+    let renamed = tmp.path().join("renamed.bin");
+    let mut renamed_env = env.clone();
+    renamed_env.push(("OTA_HOSTNAME", "renamed-c3"));
+    let args = [
+        "image",
+        "--release",
+        "-o",
+        renamed.to_str().unwrap(),
+        "--sign",
+        key.to_str().unwrap(),
+    ];
+    finish_within(spawn_in(&example(), &args, &renamed_env), BUILD_LIMIT).assert_code(0);
+    let renamed = std::fs::read(&renamed).unwrap();
+    assert_ne!(renamed, uploaded);
+    crate::delta::patch_into_the_tap_device(
+        test,
+        &uploaded,
+        &renamed,
+        None,
+        &format!("--require-signature {FIRMWARE_KEY_DIGEST}"),
+    );
 }

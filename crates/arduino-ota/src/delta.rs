@@ -563,7 +563,7 @@ impl Apply {
             Content::DiffSize(mut s) => match s.push(b)? {
                 None => self.content = Content::DiffSize(s),
                 Some(v) => {
-                    let left = self.run_size(v, "diff")?;
+                    let left = self.run_size(v, "a diff")?;
                     self.content = Content::Diff { left };
                     self.next_diff_piece(base)?;
                 }
@@ -581,7 +581,7 @@ impl Apply {
             Content::ExtraSize(mut s) => match s.push(b)? {
                 None => self.content = Content::ExtraSize(s),
                 Some(v) => {
-                    let left = self.run_size(v, "extra")?;
+                    let left = self.run_size(v, "an extra")?;
                     self.used = 0;
                     self.content = if left == 0 {
                         Content::Adjustment(Size::default())
@@ -627,7 +627,7 @@ impl Apply {
             .filter(|n| u64::from(self.to_pos) + u64::from(*n) <= u64::from(self.to_size))
             .ok_or_else(|| {
                 patch_error(&format!(
-                    "a {what} run of {v} bytes at {} of {} bytes",
+                    "{what} run of {v} bytes at {} of {} bytes",
                     self.to_pos, self.to_size
                 ))
             })
