@@ -243,14 +243,15 @@ impl Advertisement {
                 props.push((key, v.as_str()));
             }
         }
-        let info = ServiceInfo::new(
-            SERVICE,
-            &self.name,
-            &format!("{}.local.", self.name),
-            self.ip,
-            self.port,
-            &props[..],
-        )
+        let host = format!("{}.local.", self.name);
+        let info = if self.ip.is_unspecified() {
+            // Bound to every address (`0.0.0.0`, `::`): announce this host's
+            // own, A and AAAA, as they come and go.
+            ServiceInfo::new(SERVICE, &self.name, &host, (), self.port, &props[..])
+                .map(ServiceInfo::enable_addr_auto)
+        } else {
+            ServiceInfo::new(SERVICE, &self.name, &host, self.ip, self.port, &props[..])
+        }
         .map_err(|e| advertise_error(&self.name, e))?;
         self.daemon
             .register(info)

@@ -229,7 +229,8 @@ run 2001:db8:6::2/64 global '[2001:db8:6::2]'
 
 /// `discover` lists a device that announces only an IPv6 address (an
 /// emulator on one end of a veth pair, the other end this host's), and `cargo
-/// ota` reaches it by its `.local` name.
+/// ota` reaches it by its `.local` name; an emulator on `::` is announced with
+/// A and AAAA records.
 #[test]
 fn discover_finds_an_ipv6_only_device() {
     if !namespace("discover_finds_an_ipv6_only_device") {
@@ -246,12 +247,14 @@ ip link set v1 up
 ip -6 addr add fd00:6::1/64 dev v0 nodad
 ip -6 addr add fd00:6::2/64 dev v1 nodad
 cd '{d}'
-mkfifo e
+mkfifo e f
 '{b}' emulate --flavor arduino-ota --bind fd00:6::2 --port 0 -q --mdns six --out '{d}/images' > e & k=$!
-trap 'kill $k 2>/dev/null' EXIT
-exec 3<e
+'{b}' emulate --flavor arduino-ota --bind :: --port 0 -q --mdns dual > f & k2=$!
+trap 'kill $k $k2 2>/dev/null' EXIT
+exec 3<e 4<f
 read a <&3
-'{b}' discover --timeout 2 --message-format json
+read a2 <&4
+'{b}' discover --timeout 3 --message-format json
 '{b}' upload '{a}' --host six.local --port "${{a##*:}}" --message-format json
 "#,
         d = d.display(),
@@ -262,9 +265,19 @@ read a <&3
     r.assert_code(0);
     let lines = r.json();
     let found = with_reason(&lines, "device-found");
-    assert_eq!(found.len(), 1, "{}", r.stdout);
-    assert_eq!(found[0]["name"], "six");
-    assert_eq!(found[0]["addresses"], serde_json::json!(["fd00:6::2"]));
+    let six: Vec<&&Value> = found.iter().filter(|f| f["name"] == "six").collect();
+    assert_eq!(six.len(), 1, "{}", r.stdout);
+    assert_eq!(six[0]["addresses"], serde_json::json!(["fd00:6::2"]));
+    // Bound to `::`, an emulator announces this host's addresses: A and AAAA
+    // (each change of the list is a line; together they hold both).
+    let dual: Vec<&str> = found
+        .iter()
+        .filter(|f| f["name"] == "dual")
+        .flat_map(|f| f["addresses"].as_array().unwrap())
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let v4 = dual.iter().any(|a| a.parse::<std::net::Ipv4Addr>().is_ok());
+    assert!(v4 && dual.contains(&"fd00:6::2"), "{}", r.stdout);
     let finished = with_reason(&lines, "upload-finished");
     assert_eq!(finished.len(), 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
