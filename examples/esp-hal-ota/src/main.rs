@@ -81,9 +81,12 @@ async fn main(spawner: Spawner) -> ! {
     let rng = Rng::new();
     let seed = u64::from(rng.random()) << 32 | u64::from(rng.random());
     static RESOURCES: StaticCell<StackResources<SOCKETS>> = StaticCell::new();
+    // IPv4 from DHCP, IPv6 by SLAAC (the OTA responder and mDNS answer both).
+    let mut net_config = embassy_net::Config::dhcpv4(dhcp);
+    net_config.ipv6 = embassy_net::ConfigV6::Slaac;
     let (stack, runner) = embassy_net::new(
         station,
-        embassy_net::Config::dhcpv4(dhcp),
+        net_config,
         RESOURCES.init(StackResources::new()),
         seed,
     );
@@ -96,16 +99,26 @@ async fn main(spawner: Spawner) -> ! {
     // Say where the device is, every time DHCP gives it an address.
     loop {
         stack.wait_config_up().await;
-        if let Some(config) = stack.config_v4() {
+        // Up may mean IPv6 only so far (SLAAC comes before DHCP's answer).
+        let Some(config) = stack.config_v4() else {
+            Timer::after(Duration::from_millis(500)).await;
+            continue;
+        };
+        info!(
+            "Network: address {} (gateway {:?}); update with `cargo ota --host {} --release` \
+             or `--host {HOSTNAME}.local`",
+            config.address,
+            config.gateway,
+            config.address.address()
+        );
+        if let Some(v6) = stack.config_v6() {
             info!(
-                "Network: address {} (gateway {:?}); update with `cargo ota --host {} --release` \
-                 or `--host {HOSTNAME}.local`",
-                config.address,
-                config.gateway,
-                config.address.address()
+                "Network: IPv6 address {} (`cargo ota --host {}`)",
+                v6.address,
+                v6.address.address()
             );
-            info!("Heap: {} bytes free", esp_alloc::HEAP.free());
         }
+        info!("Heap: {} bytes free", esp_alloc::HEAP.free());
         stack.wait_config_down().await;
         warn!("Network: address lost, waiting for DHCP");
     }

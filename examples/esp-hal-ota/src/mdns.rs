@@ -8,11 +8,11 @@ use edge_mdns::HostAnswersMdnsHandler;
 use edge_mdns::buf::VecBufAccess;
 use edge_mdns::domain::base::Ttl;
 use edge_mdns::host::{Host, Service, ServiceAnswers};
-use edge_mdns::io::{IPV4_DEFAULT_SOCKET, Mdns};
+use edge_mdns::io::{DEFAULT_SOCKET, Mdns};
 use edge_nal::UdpSplit;
 use edge_nal_embassy::{Udp, UdpBuffers};
 use embassy_futures::select::{Either, select};
-use embassy_net::Stack;
+use embassy_net::{HardwareAddress, Stack};
 use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, NoopRawMutex};
 use embassy_sync::signal::Signal;
 use embassy_time::{Duration, Timer};
@@ -73,13 +73,23 @@ pub async fn mdns_task(stack: Stack<'static>) {
 
     loop {
         stack.wait_config_up().await;
+        // Up may mean IPv6 only (SLAAC before DHCP): wait for the IPv4
+        // address, which the cores' hosts look for.
         let Some(config) = stack.config_v4() else {
+            Timer::after(Duration::from_millis(500)).await;
             continue;
         };
         let ip: Ipv4Addr = config.address.address();
 
-        let mut socket = match edge_mdns::io::bind(&udp, IPV4_DEFAULT_SOCKET, Some(ip), None).await
-        {
+        // Its IPv6 address for AAAA: the SLAAC one when a router gave a
+        // prefix, else the link-local one (from the MAC, as SLAAC makes it).
+        let ip6 = stack
+            .config_v6()
+            .map(|c| c.address.address())
+            .unwrap_or_else(|| link_local(stack.hardware_address()));
+
+        // One socket on [::]:5353 for both families, in both groups.
+        let mut socket = match edge_mdns::io::bind(&udp, DEFAULT_SOCKET, Some(ip), Some(0)).await {
             Ok(socket) => socket,
             Err(e) => {
                 warn!("mDNS: cannot bind UDP 5353: {e:?}");
@@ -92,7 +102,7 @@ pub async fn mdns_task(stack: Stack<'static>) {
         let host = Host {
             hostname: HOSTNAME,
             ipv4: ip,
-            ipv6: Ipv6Addr::UNSPECIFIED,
+            ipv6: ip6,
             ttl: Ttl::from_secs(120),
         };
         let service = Service {
@@ -108,7 +118,7 @@ pub async fn mdns_task(stack: Stack<'static>) {
         let announce = Signal::<NoopRawMutex, ()>::new();
         let mdns = Mdns::<_, _, _, _, _, NoopRawMutex>::new(
             Some(ip),
-            None,
+            Some(0),
             recv,
             send,
             &recv_buf,
@@ -116,7 +126,7 @@ pub async fn mdns_task(stack: Stack<'static>) {
             Rng::new(),
             &announce,
         );
-        info!("mDNS: {HOSTNAME}.local at {ip}, service _arduino._tcp port {OTA_PORT}");
+        info!("mDNS: {HOSTNAME}.local at {ip} and {ip6}, service _arduino._tcp port {OTA_PORT}");
 
         let handler = HostAnswersMdnsHandler::new(ServiceAnswers::new(&host, &service));
         // Answer until the address goes away (then start over with the next one).
@@ -129,4 +139,23 @@ pub async fn mdns_task(stack: Stack<'static>) {
             Either::Second(()) => info!("mDNS: address lost"),
         }
     }
+}
+
+/// The IPv6 link-local address SLAAC derives from a MAC address (modified
+/// EUI-64: `fe80::` and the MAC with `ff:fe` in the middle, the
+/// universal/local bit flipped).
+fn link_local(hardware: HardwareAddress) -> Ipv6Addr {
+    // The only medium this firmware's stack has: Wi-Fi frames are Ethernet's.
+    let HardwareAddress::Ethernet(mac) = hardware;
+    let m = mac.0;
+    Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        u16::from_be_bytes([m[0] ^ 0x02, m[1]]),
+        u16::from_be_bytes([m[2], 0xff]),
+        u16::from_be_bytes([0xfe, m[3]]),
+        u16::from_be_bytes([m[4], m[5]]),
+    )
 }
