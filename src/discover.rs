@@ -180,8 +180,9 @@ fn browse_until(
     Ok(found.into_values().collect())
 }
 
-/// Resolve `name.local` over mDNS (IPv4 preferred).
-pub fn resolve_local(host: &str, timeout: Duration) -> Option<IpAddr> {
+/// Resolve `name.local` over mDNS: its addresses, IPv4 first (`None`: no
+/// answer).
+pub fn resolve_local(host: &str, timeout: Duration) -> Option<Vec<IpAddr>> {
     let daemon = ServiceDaemon::new().ok()?;
     let name = format!("{}.", host.trim_end_matches('.'));
     let events = daemon
@@ -193,7 +194,7 @@ pub fn resolve_local(host: &str, timeout: Duration) -> Option<IpAddr> {
         if let HostnameResolutionEvent::AddressesFound(_, addrs) = event {
             let mut addrs: Vec<IpAddr> = addrs.iter().map(|a| a.to_ip_addr()).collect();
             addrs.sort_by_key(|a| !a.is_ipv4());
-            result = addrs.first().copied();
+            result = (!addrs.is_empty()).then_some(addrs);
             break;
         }
     }

@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::resolve::{local_for, resolve, route_to};
+use super::resolve::{local_for, resolve_candidates, route_to};
 use super::{Event, Outcome, Session, Target, UploadOptions};
 use crate::error::UploadError;
 
@@ -177,7 +177,39 @@ pub fn upload(
     opts: &UploadOptions,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Outcome, UploadError> {
-    let device = resolve(&target.host, target.port, opts.timeout)?;
+    // A name with IPv4 and IPv6 addresses: IPv4 first; the other family when
+    // the device does not answer there (an IPv6-only device behind a name
+    // that also has an A record, or the other way round). With --host-ip,
+    // only its family.
+    let mut candidates = resolve_candidates(&target.host, target.port, opts.timeout)?;
+    if let Some(ip) = opts.host_ip
+        && candidates.iter().any(|d| d.is_ipv4() == ip.is_ipv4())
+    {
+        candidates.retain(|d| d.is_ipv4() == ip.is_ipv4());
+    }
+    let mut candidates = candidates.into_iter().peekable();
+    while let Some(device) = candidates.next() {
+        let result = upload_to(device, image, opts, on_event);
+        let other = matches!(result, Err(UploadError::NoAnswer { .. }))
+            && candidates.peek().is_some()
+            && !crate::interrupt::requested();
+        if !other {
+            return result;
+        }
+    }
+    Err(UploadError::Resolve {
+        host: target.host.clone(),
+        detail: "no addresses".into(),
+    })
+}
+
+/// [`upload`] to one address.
+fn upload_to(
+    device: SocketAddr,
+    image: &[u8],
+    opts: &UploadOptions,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Outcome, UploadError> {
     let local_ip = opts
         .host_ip
         .or_else(|| route_to(device))

@@ -11,6 +11,17 @@ pub const MDNS_RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Resolve `host:port`, preferring IPv4 (what the cores speak). A `.local` name
 /// the system resolver does not know is asked for over mDNS.
 pub fn resolve(host: &str, port: u16, mdns_wait: Duration) -> Result<SocketAddr, UploadError> {
+    resolve_candidates(host, port, mdns_wait).map(|c| c[0])
+}
+
+/// Where to try `host:port`: its first IPv4 address, then its first IPv6
+/// address (one or both; never empty). A device that has both is invited
+/// over IPv4 first; [`super::upload`] tries the other when it does not answer.
+pub fn resolve_candidates(
+    host: &str,
+    port: u16,
+    mdns_wait: Duration,
+) -> Result<Vec<SocketAddr>, UploadError> {
     let given = host;
     // An IPv6 literal may come in brackets (`[2001:db8::5]`); a link-local one
     // with its interface (`fe80::1%wlan0`), which the system resolver reads.
@@ -28,7 +39,10 @@ pub fn resolve(host: &str, port: u16, mdns_wait: Duration) -> Result<SocketAddr,
                 .then(|| crate::discover::resolve_local(host, mdns_wait.min(MDNS_RESOLVE_TIMEOUT)))
                 .flatten()
             {
-                Some(ip) => vec![SocketAddr::new(ip, port)],
+                Some(ips) => ips
+                    .into_iter()
+                    .map(|ip| SocketAddr::new(ip, port))
+                    .collect(),
                 None => {
                     return Err(UploadError::Resolve {
                         host: given.to_string(),
@@ -42,15 +56,21 @@ pub fn resolve(host: &str, port: u16, mdns_wait: Duration) -> Result<SocketAddr,
             }
         }
     };
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| UploadError::Resolve {
+    let candidates: Vec<SocketAddr> = [
+        addrs.iter().find(|a| a.is_ipv4()),
+        addrs.iter().find(|a| a.is_ipv6()),
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
+    .collect();
+    if candidates.is_empty() {
+        return Err(UploadError::Resolve {
             host: given.to_string(),
             detail: "no addresses".into(),
-        })
+        });
+    }
+    Ok(candidates)
 }
 
 /// The local socket address on `ip` and `port` for talking to `device`: an

@@ -290,3 +290,67 @@ read a2 <&4
     );
     assert_eq!(stored(&d.join("images")), vec![image]);
 }
+
+/// A name with an A and an AAAA record (a hosts file of the test's own, in a
+/// mount namespace inside the network one): a device that answers only on
+/// IPv6 is reached there after IPv4 gets no answer; one on IPv4 is reached
+/// there at once.
+#[test]
+fn a_name_with_both_families_reaches_the_device_on_either() {
+    if !namespace("a_name_with_both_families_reaches_the_device_on_either") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (image, app) = app(d, 20_000);
+    let hosts = write_file(
+        d,
+        "hosts",
+        b"127.0.0.1 localhost\n127.0.0.1 both-families\n::1 both-families\n",
+    );
+    let script = format!(
+        r#"
+cd '{d}'
+mkfifo e4 e6
+'{b}' emulate --flavor arduino-ota --bind ::1 --port 0 -q --out '{d}/six' > e6 & k6=$!
+'{b}' emulate --flavor arduino-ota --bind 127.0.0.1 --port 0 -q --out '{d}/four' > e4 & k4=$!
+trap 'kill $k4 $k6 2>/dev/null' EXIT
+exec 3<e6 4<e4
+read a6 <&3
+read a4 <&4
+export B='{b}' A='{a}' P6="${{a6##*:}}" P4="${{a4##*:}}"
+unshare -m sh -ec '
+  mount --bind "{hosts}" /etc/hosts
+  "$B" upload "$A" --host both-families --port "$P6" --timeout 1 --message-format json
+  "$B" upload "$A" --host both-families --port "$P4" --timeout 1 --message-format json
+'
+"#,
+        d = d.display(),
+        b = BIN,
+        a = app.display(),
+        hosts = hosts.display(),
+    );
+    let r = in_namespace(&script);
+    r.assert_code(0);
+    let lines = r.json();
+    let finished = with_reason(&lines, "upload-finished");
+    assert_eq!(finished.len(), 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        finished[0]["address"]
+            .as_str()
+            .unwrap()
+            .starts_with("[::1]:"),
+        "{}",
+        finished[0]
+    );
+    assert!(
+        finished[1]["address"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{}",
+        finished[1]
+    );
+    assert_eq!(stored(&d.join("six")), vec![image.clone()]);
+    assert_eq!(stored(&d.join("four")), vec![image]);
+}
