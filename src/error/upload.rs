@@ -205,6 +205,14 @@ impl UploadError {
                         "port {} is already in use on this host: pick another with --host-port, or leave it out to use any free port",
                         addr.port()
                     )
+                } else if source.kind() == io::ErrorKind::InvalidInput
+                    && source.to_string().contains("family")
+                {
+                    format!(
+                        "--host-ip {} is {} and the device is not: give an address of this host in the device's family, or leave it out",
+                        addr.ip(),
+                        if addr.is_ipv4() { "IPv4" } else { "IPv6" }
+                    )
                 } else if *what == "UDP handshake" || *what == "TCP listener" {
                     format!(
                         "{} is not an address of this host: fix --host-ip, or leave it out",
@@ -408,6 +416,20 @@ mod tests {
                 "bind",
                 Some("port 40000 is already in use"),
                 "cannot use local address 127.0.0.1:40000 for the TCP listener",
+            ),
+            row(
+                UploadError::Bind {
+                    addr: "192.0.2.1:0".parse().unwrap(),
+                    what: "UDP handshake",
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "not the device's address family",
+                    ),
+                },
+                2,
+                "bind",
+                Some("--host-ip 192.0.2.1 is IPv4 and the device is not"),
+                "cannot use local address 192.0.2.1:0 for the UDP handshake",
             ),
             row(
                 UploadError::Bind {

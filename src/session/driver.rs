@@ -219,6 +219,13 @@ fn upload_to(
             IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)
         });
     let bind_error = |addr, what| move |source| UploadError::Bind { addr, what, source };
+    if local_ip.is_ipv4() != device.is_ipv4() {
+        let addr = SocketAddr::new(local_ip, 0);
+        return Err(bind_error(addr, "UDP handshake")(std::io::Error::new(
+            ErrorKind::InvalidInput,
+            "not the device's address family",
+        )));
+    }
 
     // 1. The listener first, so a fast device never finds the port closed.
     let listen_addr = local_for(local_ip, opts.host_port.unwrap_or(0), device);

@@ -71,6 +71,10 @@ CARGO_OTA_PASSWORD=pw '{b}' upload '{a}' --host ::1 --port $p1 --message-format 
 code=0
 CARGO_OTA_PASSWORD=wrong '{b}' upload '{a}' --host '[::1]' --port $p1 --message-format json || code=$?
 echo "{{\"reason\":\"wrong-password\",\"code\":$code}}"
+'{b}' upload '{a}' --host ::1 --port $p2 --host-ip ::1 --message-format json
+code=0
+'{b}' upload '{a}' --host ::1 --port $p2 --host-ip 127.0.0.1 2>host-ip.err || code=$?
+echo "{{\"reason\":\"host-ip-family\",\"code\":$code}}"
 cat >> '{manifest}' <<EOF
 [package.metadata.ota.devices.v6-one]
 host = "::1"
@@ -111,6 +115,16 @@ CARGO='{cargo}' FLEET_PW=pw CARGO_OTA_PASSWORD=pw '{b}' upload '{a}' --all --ver
     let wrong = with_reason(&lines, "wrong-password");
     assert_eq!(wrong[0]["code"], failed[0]["code"]);
     assert_eq!(wrong[0]["code"], 6);
+    // --host-ip ::1 is used; an IPv4 one for an IPv6 device is a usage error
+    // that says so.
+    assert_eq!(finished[1]["host"], "::1");
+    assert_eq!(finished[1]["address"], emus["two"]);
+    assert_eq!(with_reason(&lines, "host-ip-family")[0]["code"], 2);
+    let err = std::fs::read_to_string(d.join("host-ip.err")).unwrap();
+    assert!(
+        err.contains("--host-ip 127.0.0.1 is IPv4 and the device is not"),
+        "{err}"
+    );
     // 3. The fleet: both back online after their reboot.
     let fleet: Vec<&&Value> = finished
         .iter()
@@ -140,9 +154,9 @@ CARGO='{cargo}' FLEET_PW=pw CARGO_OTA_PASSWORD=pw '{b}' upload '{a}' --all --ver
     assert_eq!(dual[0]["host"], "127.0.0.1");
     assert_eq!(dual[1]["host"], "::1");
     // Every image arrived whole: one by address and one from the fleet, one
-    // from the fleet, two on the dual-stack device.
+    // with --host-ip and one from the fleet, two on the dual-stack device.
     assert_eq!(stored(&d.join("one")), vec![image.clone(); 2]);
-    assert_eq!(stored(&d.join("two")), vec![image.clone()]);
+    assert_eq!(stored(&d.join("two")), vec![image.clone(); 2]);
     assert_eq!(stored(&d.join("dual")), vec![image.clone(); 2]);
 }
 
