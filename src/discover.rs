@@ -3,10 +3,10 @@
 //! device as a real one does.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
-use mdns_sd::{HostnameResolutionEvent, ServiceDaemon, ServiceEvent, ServiceInfo};
+use mdns_sd::{HostnameResolutionEvent, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
 use serde::Serialize;
 
 use crate::error::{Error, UsageError};
@@ -180,9 +180,9 @@ fn browse_until(
     Ok(found.into_values().collect())
 }
 
-/// Resolve `name.local` over mDNS: its addresses, IPv4 first (`None`: no
-/// answer).
-pub fn resolve_local(host: &str, timeout: Duration) -> Option<Vec<IpAddr>> {
+/// Resolve `name.local` over mDNS: its addresses on `port`, IPv4 first, an
+/// IPv6 link-local one with the interface it was heard on (`None`: no answer).
+pub fn resolve_local(host: &str, port: u16, timeout: Duration) -> Option<Vec<SocketAddr>> {
     let daemon = ServiceDaemon::new().ok()?;
     let name = format!("{}.", host.trim_end_matches('.'));
     let events = daemon
@@ -192,14 +192,31 @@ pub fn resolve_local(host: &str, timeout: Duration) -> Option<Vec<IpAddr>> {
     let mut result = None;
     while let Ok(event) = events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
         if let HostnameResolutionEvent::AddressesFound(_, addrs) = event {
-            let mut addrs: Vec<IpAddr> = addrs.iter().map(|a| a.to_ip_addr()).collect();
-            addrs.sort_by_key(|a| !a.is_ipv4());
+            let mut addrs: Vec<SocketAddr> = addrs
+                .iter()
+                .map(|a| match a {
+                    ScopedIp::V6(v6) => scoped(*v6.addr(), port, v6.scope_id().index),
+                    other => SocketAddr::new(other.to_ip_addr(), port),
+                })
+                .collect();
+            addrs.sort_by_key(|a| (!a.is_ipv4(), *a));
             result = (!addrs.is_empty()).then_some(addrs);
             break;
         }
     }
     let _ = daemon.shutdown();
     result
+}
+
+/// `addr:port`, with the interface `scope` when `addr` is link-local (which
+/// is reachable only through it).
+fn scoped(addr: Ipv6Addr, port: u16, scope: u32) -> SocketAddr {
+    let scope = if addr.is_unicast_link_local() {
+        scope
+    } else {
+        0
+    };
+    SocketAddr::V6(SocketAddrV6::new(addr, port, 0, scope))
 }
 
 fn advertise_error(name: &str, e: mdns_sd::Error) -> UsageError {
@@ -291,4 +308,23 @@ pub fn advertise(
     };
     advertisement.register()?;
     Ok(advertisement)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_local_answer_keeps_its_interface() {
+        let ll: Ipv6Addr = "fe80::2".parse().unwrap();
+        assert_eq!(
+            scoped(ll, 3232, 4),
+            SocketAddr::V6(SocketAddrV6::new(ll, 3232, 0, 4))
+        );
+        // Other addresses need no interface.
+        assert_eq!(
+            scoped("2001:db8::2".parse().unwrap(), 3232, 4),
+            "[2001:db8::2]:3232".parse::<SocketAddr>().unwrap()
+        );
+    }
 }

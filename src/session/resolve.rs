@@ -36,13 +36,12 @@ pub fn resolve_candidates(
             let local = host.trim_end_matches('.').to_ascii_lowercase();
             match local
                 .ends_with(".local")
-                .then(|| crate::discover::resolve_local(host, mdns_wait.min(MDNS_RESOLVE_TIMEOUT)))
+                .then(|| {
+                    crate::discover::resolve_local(host, port, mdns_wait.min(MDNS_RESOLVE_TIMEOUT))
+                })
                 .flatten()
             {
-                Some(ips) => ips
-                    .into_iter()
-                    .map(|ip| SocketAddr::new(ip, port))
-                    .collect(),
+                Some(addrs) => addrs,
                 None => {
                     return Err(UploadError::Resolve {
                         host: given.to_string(),
