@@ -46,6 +46,8 @@ fn firmware(firmware: &Firmware, rep: &Reporter) -> Result<(PathBuf, Option<Path
             format!("{cargo} (from $CARGO)")
         },
     );
+    // Cargo writes straight to stderr: these lines first.
+    rep.flush_within(std::time::Duration::from_secs(1));
     let built = firmware::build(
         &job.project,
         &job.options,
