@@ -3,7 +3,7 @@
 //! device as a real one does.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use mdns_sd::{HostnameResolutionEvent, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
@@ -69,12 +69,8 @@ impl Found {
     /// The validation hash of the image it says it runs (`None`: it does not
     /// say, or says something that is not 64 hex digits).
     pub fn running_sha256(&self) -> Option<[u8; 32]> {
-        let hex = self.sha256.as_deref()?;
         let mut out = [0u8; 32];
-        (hex.len() == 64 && hex.is_ascii()).then_some(())?;
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-        }
+        hex::decode_to_slice(self.sha256.as_deref()?, &mut out).ok()?;
         Some(out)
     }
 }
@@ -195,7 +191,7 @@ pub fn resolve_local(host: &str, port: u16, timeout: Duration) -> Option<Vec<Soc
             let mut addrs: Vec<SocketAddr> = addrs
                 .iter()
                 .map(|a| match a {
-                    ScopedIp::V6(v6) => scoped(*v6.addr(), port, v6.scope_id().index),
+                    ScopedIp::V6(v6) => scoped((*v6.addr()).into(), port, v6.scope_id().index),
                     other => SocketAddr::new(other.to_ip_addr(), port),
                 })
                 .collect();
@@ -208,15 +204,15 @@ pub fn resolve_local(host: &str, port: u16, timeout: Duration) -> Option<Vec<Soc
     result
 }
 
-/// `addr:port`, with the interface `scope` when `addr` is link-local (which
-/// is reachable only through it).
-fn scoped(addr: Ipv6Addr, port: u16, scope: u32) -> SocketAddr {
-    let scope = if addr.is_unicast_link_local() {
-        scope
-    } else {
-        0
-    };
-    SocketAddr::V6(SocketAddrV6::new(addr, port, 0, scope))
+/// `ip:port`, with the interface `scope` when `ip` is an IPv6 link-local
+/// address (reachable only through it); any other address has no scope.
+pub fn scoped(ip: IpAddr, port: u16, scope: u32) -> SocketAddr {
+    match ip {
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+            SocketAddr::V6(SocketAddrV6::new(v6, port, 0, scope))
+        }
+        _ => SocketAddr::new(ip, port),
+    }
 }
 
 fn advertise_error(name: &str, e: mdns_sd::Error) -> UsageError {
@@ -313,18 +309,23 @@ pub fn advertise(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv6Addr;
 
     #[test]
     fn a_link_local_answer_keeps_its_interface() {
         let ll: Ipv6Addr = "fe80::2".parse().unwrap();
         assert_eq!(
-            scoped(ll, 3232, 4),
+            scoped(ll.into(), 3232, 4),
             SocketAddr::V6(SocketAddrV6::new(ll, 3232, 0, 4))
         );
         // Other addresses need no interface.
         assert_eq!(
             scoped("2001:db8::2".parse().unwrap(), 3232, 4),
             "[2001:db8::2]:3232".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            scoped([10, 0, 0, 2].into(), 3232, 4),
+            "10.0.0.2:3232".parse::<SocketAddr>().unwrap()
         );
     }
 }

@@ -41,6 +41,11 @@ fn describe_target(t: &Target) -> String {
     }
 }
 
+/// The first 16 hex digits of a hash, as the text shows it.
+fn short(hash: &str) -> &str {
+    hash.get(..16).unwrap_or(hash)
+}
+
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
@@ -391,15 +396,15 @@ impl Display {
                         format!(
                             "{} runs the new image (validation hash {})",
                             v.target.name,
-                            &sha256[..16.min(sha256.len())]
+                            short(&sha256)
                         ),
                     );
                 } else {
                     self.warn(&format!(
                         "{} came back running another image (validation hash {}, not the {} it was sent): it may have rolled back to its previous firmware; check its serial log",
                         v.target.name,
-                        &sha256[..16.min(sha256.len())],
-                        &expected[..16.min(expected.len())]
+                        short(&sha256),
+                        short(&expected)
                     ));
                 }
             }

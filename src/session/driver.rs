@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::resolve::{local_for, resolve_candidates, route_to};
+use super::resolve::{local_for, local_ip, resolve_candidates};
 use super::{Event, Outcome, Session, Target, UploadOptions};
 use crate::error::UploadError;
 
@@ -210,14 +210,7 @@ fn upload_to(
     opts: &UploadOptions,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Outcome, UploadError> {
-    let local_ip = opts
-        .host_ip
-        .or_else(|| route_to(device))
-        .unwrap_or(if device.is_ipv4() {
-            IpAddr::from([0, 0, 0, 0])
-        } else {
-            IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)
-        });
+    let local_ip = local_ip(opts.host_ip, device);
     let bind_error = |addr, what| move |source| UploadError::Bind { addr, what, source };
     if local_ip.is_ipv4() != device.is_ipv4() {
         let addr = SocketAddr::new(local_ip, 0);

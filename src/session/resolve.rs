@@ -1,8 +1,9 @@
 //! Where the device is, and which local address reaches it.
 
-use std::net::{IpAddr, SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::Duration;
 
+use crate::discover::scoped;
 use crate::error::UploadError;
 
 /// The longest a `.local` name may take over mDNS (less with a shorter --timeout).
@@ -76,12 +77,22 @@ pub fn resolve_candidates(
 /// IPv6 link-local address carries the device's interface (its scope), without
 /// which it cannot be bound.
 pub fn local_for(ip: IpAddr, port: u16, device: SocketAddr) -> SocketAddr {
-    match (ip, device) {
-        (IpAddr::V6(v6), SocketAddr::V6(d)) if v6.is_unicast_link_local() => {
-            SocketAddr::V6(SocketAddrV6::new(v6, port, 0, d.scope_id()))
-        }
-        _ => SocketAddr::new(ip, port),
+    match device {
+        SocketAddr::V6(d) => scoped(ip, port, d.scope_id()),
+        SocketAddr::V4(_) => SocketAddr::new(ip, port),
     }
+}
+
+/// The local address to talk to `device` from: `--host-ip` when given, else
+/// the one the OS routes through, else any address of the device's family.
+pub fn local_ip(host_ip: Option<IpAddr>, device: SocketAddr) -> IpAddr {
+    host_ip
+        .or_else(|| route_to(device))
+        .unwrap_or(if device.is_ipv4() {
+            IpAddr::from([0, 0, 0, 0])
+        } else {
+            IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)
+        })
 }
 
 /// The local address the OS routes to `device` through (no packet is sent).
@@ -99,7 +110,7 @@ pub fn route_to(device: SocketAddr) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv6Addr;
+    use std::net::{Ipv6Addr, SocketAddrV6};
 
     #[test]
     fn ipv6_literals_bare_and_in_brackets() {

@@ -1,14 +1,14 @@
 //! `--verify`: after an update, wait for the device to answer on its OTA port again.
 
 use std::io::ErrorKind;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use arduino_ota::reply::parse_udp_reply;
 use arduino_ota::{Command, Invitation, UdpReply, md5_hex};
 
 use super::UploadOptions;
-use super::resolve::route_to;
+use super::resolve::{local_for, local_ip};
 
 /// How long a device takes to go down after its "OK" (ESP8266 waits 1 s before it
 /// closes, ESP32 ~0.1 s): probes before that could be answered by the old firmware.
@@ -33,15 +33,8 @@ pub fn wait_back_online(
     grace: Duration,
 ) -> Option<Duration> {
     let start = Instant::now();
-    let local_ip = opts
-        .host_ip
-        .or_else(|| route_to(device))
-        .unwrap_or(if device.is_ipv4() {
-            IpAddr::from([0, 0, 0, 0])
-        } else {
-            IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)
-        });
-    let udp = UdpSocket::bind(super::resolve::local_for(local_ip, 0, device)).ok()?;
+    let local_ip = local_ip(opts.host_ip, device);
+    let udp = UdpSocket::bind(local_for(local_ip, 0, device)).ok()?;
     udp.connect(device).ok()?;
     let probe = Invitation {
         command: Command::Flash,

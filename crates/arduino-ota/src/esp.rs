@@ -127,6 +127,19 @@ impl<'f, 'd> OtaSink<'f, 'd> {
     /// not known or its image carries no hash (patches are then refused).
     pub fn running_validation_hash(&mut self) -> Option<[u8; 32]> {
         let entry = self.running?;
+        self.validation_hash(entry)
+    }
+
+    /// The running slot if its image has a validation hash (the SHA-256 an
+    /// esp_delta_ota patch names its base by).
+    fn delta_base(&mut self) -> Option<PartitionEntry> {
+        let entry = self.running_entry().ok()?;
+        self.validation_hash(entry)?;
+        Some(entry)
+    }
+
+    /// The validation hash of the app image in `entry`, if it carries one.
+    fn validation_hash(&mut self, entry: PartitionEntry) -> Option<[u8; 32]> {
         let flash = RefCell::new(&mut *self.flash);
         SlotReader {
             flash: &flash,
@@ -134,20 +147,6 @@ impl<'f, 'd> OtaSink<'f, 'd> {
         }
         .validation_hash()
         .ok()
-    }
-
-    /// The running slot if its image has a validation hash (the SHA-256 an
-    /// esp_delta_ota patch names its base by).
-    fn delta_base(&mut self) -> Option<PartitionEntry> {
-        let entry = self.running_entry().ok()?;
-        let flash = RefCell::new(&mut *self.flash);
-        SlotReader {
-            flash: &flash,
-            entry,
-        }
-        .validation_hash()
-        .ok()?;
-        Some(entry)
     }
 
     /// Refuse app images for another chip (an id of

@@ -12,7 +12,7 @@ use edge_mdns::io::{DEFAULT_SOCKET, Mdns};
 use edge_nal::UdpSplit;
 use edge_nal_embassy::{Udp, UdpBuffers};
 use embassy_futures::select::{Either, select};
-use embassy_net::{HardwareAddress, Stack};
+use embassy_net::{HardwareAddress, Ipv6Cidr, Stack};
 use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, NoopRawMutex};
 use embassy_sync::signal::Signal;
 use embassy_time::{Duration, Timer};
@@ -141,21 +141,9 @@ pub async fn mdns_task(stack: Stack<'static>) {
     }
 }
 
-/// The IPv6 link-local address SLAAC derives from a MAC address (modified
-/// EUI-64: `fe80::` and the MAC with `ff:fe` in the middle, the
-/// universal/local bit flipped).
+/// The IPv6 link-local address SLAAC derives from the interface's hardware
+/// address (smoltcp's own derivation, as embassy-net uses it).
 fn link_local(hardware: HardwareAddress) -> Ipv6Addr {
-    // The only medium this firmware's stack has: Wi-Fi frames are Ethernet's.
-    let HardwareAddress::Ethernet(mac) = hardware;
-    let m = mac.0;
-    Ipv6Addr::new(
-        0xfe80,
-        0,
-        0,
-        0,
-        u16::from_be_bytes([m[0] ^ 0x02, m[1]]),
-        u16::from_be_bytes([m[2], 0xff]),
-        u16::from_be_bytes([0xfe, m[3]]),
-        u16::from_be_bytes([m[4], m[5]]),
-    )
+    let prefix = Ipv6Cidr::new(Ipv6Cidr::LINK_LOCAL_PREFIX.address(), 64);
+    Ipv6Cidr::from_link_prefix(&prefix, hardware).map_or(Ipv6Addr::UNSPECIFIED, |c| c.address())
 }
