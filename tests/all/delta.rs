@@ -629,12 +629,7 @@ fn bad_patches_into_the_tap_device(tap: &Path, base: &[u8], new: &[u8], device_a
         events[0]
     );
     // Only the exact patch stored anything: the new image.
-    let stored: Vec<Vec<u8>> = std::fs::read_dir(d.join("images"))
-        .map(|e| {
-            e.map(|f| std::fs::read(f.unwrap().path()).unwrap())
-                .collect()
-        })
-        .unwrap_or_default();
+    let stored = crate::support::stored_images(&d.join("images"));
     assert!(
         stored == vec![new.to_vec()],
         "{} images stored",
@@ -686,7 +681,12 @@ trap 'kill $k1 $k2 2>/dev/null' EXIT
 exec 3<e1 4<e2
 read a1 <&3
 read a2 <&4
-'{b}' discover --timeout 1 --message-format json
+# Both announced before the uploads look them up: browse until they answer.
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  '{b}' discover --timeout 1 --message-format json > found.json
+  grep -q '"name":"bench-1"' found.json && grep -q '"name":"bench-2"' found.json && break
+done
+cat found.json
 up() {{ CARGO='{cargo}' '{b}' upload "$1" --host "$2.local" --port "$3" --allow-no-ota --verify --verify-timeout 20 --message-format json; }}
 up '{p2}' bench-1 "${{a1#*:}}"
 echo '{{"reason":"next"}}'

@@ -42,16 +42,7 @@ CARGO_OTA_PASSWORD=pw '{BIN}' upload '{app}' --host bench-1.local --port "${{a1#
     r.assert_code(0);
     let lines = r.json();
     let addrs = &lines[0];
-    let port_of = |key: &str| -> u64 {
-        addrs[key]
-            .as_str()
-            .unwrap()
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let port_of = |key: &str| crate::support::port_of(&addrs[key]);
     let found: Vec<&serde_json::Value> = lines
         .iter()
         .filter(|l| l["reason"] == "device-found")

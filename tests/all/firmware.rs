@@ -156,18 +156,22 @@ fn main_job_on_the_example_firmware() {
         "the stored image is signed with the firmware's key"
     );
 
-    // `cargo ota image --sign` of the same build gives the same bytes.
-    let out = tmp.path().join("fw.bin");
-    run(&[
-        "image",
-        "--release",
-        "-o",
-        out.to_str().unwrap(),
-        "--sign",
-        key.to_str().unwrap(),
-    ])
-    .assert_code(0);
-    assert_eq!(std::fs::read(&out).unwrap(), uploaded);
+    // `cargo ota image --sign` of the build `env` makes: the signed image.
+    let signed_image = |name: &str, env: &[(&str, &str)]| {
+        let out = tmp.path().join(name);
+        let args = [
+            "image",
+            "--release",
+            "-o",
+            out.to_str().unwrap(),
+            "--sign",
+            key.to_str().unwrap(),
+        ];
+        finish_within(spawn_in(&example(), &args, env), BUILD_LIMIT).assert_code(0);
+        std::fs::read(&out).unwrap()
+    };
+    // Of the same build: the same bytes.
+    assert_eq!(signed_image("fw.bin", &env), uploaded);
 
     // The same build unsigned: the device refuses it (exit 11), keeps nothing.
     main_job(&["--no-sign"]).assert_code(11);
@@ -180,19 +184,9 @@ fn main_job_on_the_example_firmware() {
     // (the one above, signed; it requires the key) stores the exact new image;
     // a patch for another base, one cut short, one with a flipped byte are
     // refused, nothing stored. The rebuild takes the top crate only (~15 s).
-    let renamed = tmp.path().join("renamed.bin");
     let mut renamed_env = env.clone();
     renamed_env.push(("OTA_HOSTNAME", "renamed-c3"));
-    let args = [
-        "image",
-        "--release",
-        "-o",
-        renamed.to_str().unwrap(),
-        "--sign",
-        key.to_str().unwrap(),
-    ];
-    finish_within(spawn_in(&example(), &args, &renamed_env), BUILD_LIMIT).assert_code(0);
-    let renamed = std::fs::read(&renamed).unwrap();
+    let renamed = signed_image("renamed.bin", &renamed_env);
     assert_ne!(renamed, uploaded);
     crate::delta::patch_into_the_tap_device(
         test,

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::support::fixture::{Fixture, real_cargo};
 use crate::support::netns::{in_namespace, namespace, tap_device};
-use crate::support::{BIN, write_file};
+use crate::support::{BIN, port_of, stored_images, write_file};
 
 /// An app image that carries the responder's marker (no `--allow-no-ota`).
 fn app(dir: &Path, len: usize) -> (Vec<u8>, std::path::PathBuf) {
@@ -26,15 +26,6 @@ fn app(dir: &Path, len: usize) -> (Vec<u8>, std::path::PathBuf) {
 
 fn with_reason<'a>(lines: &'a [Value], reason: &str) -> Vec<&'a Value> {
     lines.iter().filter(|l| l["reason"] == reason).collect()
-}
-
-/// The images an emulator or device wrote to `dir`, oldest first.
-fn stored(dir: &Path) -> Vec<Vec<u8>> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    paths.sort();
-    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
 }
 
 /// Upload and a wrong password against an emulator on `::1`, a fleet of two
@@ -147,7 +138,7 @@ CARGO='{cargo}' FLEET_PW=pw CARGO_OTA_PASSWORD=pw '{b}' upload '{a}' --all --ver
             l["address"]
                 .as_str()
                 .unwrap()
-                .ends_with(&format!(":{}", port(&emus["dual"])))
+                .ends_with(&format!(":{}", port_of(&emus["dual"])))
         })
         .collect();
     assert_eq!(dual.len(), 2, "{}", r.stdout);
@@ -155,19 +146,9 @@ CARGO='{cargo}' FLEET_PW=pw CARGO_OTA_PASSWORD=pw '{b}' upload '{a}' --all --ver
     assert_eq!(dual[1]["host"], "::1");
     // Every image arrived whole: one by address and one from the fleet, one
     // with --host-ip and one from the fleet, two on the dual-stack device.
-    assert_eq!(stored(&d.join("one")), vec![image.clone(); 2]);
-    assert_eq!(stored(&d.join("two")), vec![image.clone(); 2]);
-    assert_eq!(stored(&d.join("dual")), vec![image.clone(); 2]);
-}
-
-fn port(addr: &Value) -> u16 {
-    addr.as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    assert_eq!(stored_images(&d.join("one")), vec![image.clone(); 2]);
+    assert_eq!(stored_images(&d.join("two")), vec![image.clone(); 2]);
+    assert_eq!(stored_images(&d.join("dual")), vec![image.clone(); 2]);
 }
 
 /// The smoltcp responder (the `tap-device` example) with only an IPv6 address:
@@ -237,8 +218,8 @@ run 2001:db8:6::2/64 global '[2001:db8:6::2]'
     for e in &events {
         assert_eq!(e["event"], "update-ok", "{e}");
     }
-    assert_eq!(stored(&d.join("link")), vec![image.clone()]);
-    assert_eq!(stored(&d.join("global")), vec![image]);
+    assert_eq!(stored_images(&d.join("link")), vec![image.clone()]);
+    assert_eq!(stored_images(&d.join("global")), vec![image]);
 }
 
 /// `discover` lists a device that announces only an IPv6 address (an
@@ -268,7 +249,14 @@ trap 'kill $k $k2 2>/dev/null' EXIT
 exec 3<e 4<f
 read a <&3
 read a2 <&4
-'{b}' discover --timeout 3 --message-format json
+# Browse until both have answered with what they announce (A and AAAA for dual).
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  '{b}' discover --timeout 2 --message-format json > found.json
+  grep -q '"name":"six"' found.json \
+    && grep -Eq '"name":"dual".*"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+"' found.json \
+    && grep -q '"name":"dual".*"fd00:6::2"' found.json && break
+done
+cat found.json
 '{b}' upload '{a}' --host six.local --port "${{a##*:}}" --message-format json
 "#,
         d = d.display(),
@@ -302,7 +290,7 @@ read a2 <&4
         "{}",
         finished[0]
     );
-    assert_eq!(stored(&d.join("images")), vec![image]);
+    assert_eq!(stored_images(&d.join("images")), vec![image]);
 }
 
 /// A name with an A and an AAAA record (a hosts file of the test's own, in a
@@ -365,6 +353,6 @@ unshare -m sh -ec '
         "{}",
         finished[1]
     );
-    assert_eq!(stored(&d.join("six")), vec![image.clone()]);
-    assert_eq!(stored(&d.join("four")), vec![image]);
+    assert_eq!(stored_images(&d.join("six")), vec![image.clone()]);
+    assert_eq!(stored_images(&d.join("four")), vec![image]);
 }

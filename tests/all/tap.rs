@@ -85,15 +85,11 @@ pub(crate) fn outcome(lines: &[Value], images: &Path) -> Outcome {
         .as_i64()
         .unwrap();
     let device = lines.last().unwrap().clone();
-    let mut files: Vec<_> = std::fs::read_dir(images)
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    files.sort();
     Outcome {
         lines: lines.to_vec(),
         code,
         device,
-        images: files.iter().map(|p| std::fs::read(p).unwrap()).collect(),
+        images: crate::support::stored_images(images),
     }
 }
 

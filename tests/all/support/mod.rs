@@ -77,3 +77,25 @@ pub fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 pub fn forget_kept_images(root: &Path) {
     let _ = std::fs::remove_dir_all(root.join("target/ota-bases"));
 }
+
+/// The port of a socket address an emulator or device printed (`a.b.c.d:p`,
+/// `[v6]:p`), from a JSON string.
+pub fn port_of(addr: &serde_json::Value) -> u16 {
+    let text = addr
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {addr}"));
+    text.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {text}"))
+}
+
+/// The images a device or emulator wrote to `dir` (`--out`), in the order of
+/// their names (the order it took them); none when it wrote none.
+pub fn stored_images(dir: &Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
